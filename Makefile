@@ -1,0 +1,38 @@
+# mmlab: two commands on a fresh clone.
+#   make lab    set up .venv (if needed) and open the workbook in JupyterLab
+#   make test   set up .venv (if needed) and run the whole test suite
+# Options: PORT=8888 (lab), NO_BROWSER=1 (lab, headless), PYTEST_ARGS="-k welcome" (test).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8888
+# This machine keeps the CPU build of torch 2.13.0 as a local wheel; use it when present.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: lab test install assign clean-venv
+
+install: $(STAMP)
+
+# Re-install only when the dependency list changes; a repeated `make test` starts at once.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(FIND_LINKS) "torch==2.13.0"
+	$(PIP) install -q $(FIND_LINKS) -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mmlab)" >/dev/null
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(NO_BROWSER),--no-browser)
+
+test: $(STAMP)
+	MPLBACKEND=Agg OMP_NUM_THREADS=2 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+assign: $(STAMP)
+	$(BIN)/mmlab assign
+
+clean-venv:
+	rm -rf $(VENV)

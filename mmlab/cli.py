@@ -1,0 +1,164 @@
+"""The ``mmlab`` command: teaching tools, data tools and benchmarks.
+
+    mmlab assign [--check]                       solutions/ -> exercises/
+    mmlab grade SUBMISSION.ipynb ... [--json] [--csv OUT]
+    mmlab data make SCENARIO --subjects N --seed S --out DIR
+    mmlab data info PATH [--json]
+    mmlab data fetch NAME [--dest DIR]
+    mmlab bench data [--json]
+
+Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
+Project errors (:class:`mmlab.MMLabError`) print as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mmlab.errors import MMLabError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# ------------------------------------------------------------------------ teaching
+def _cmd_assign(args: argparse.Namespace) -> int:
+    from mmlab.teach.assign import assign_all
+
+    report = assign_all(Path(args.source), Path(args.release), check=args.check)
+    for line in report.lines:
+        print(line)
+    return 1 if (args.check and report.stale) else 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from mmlab.teach.grade import format_table, grade_notebook, write_gradebook
+
+    results = [
+        grade_notebook(Path(p), source_dir=Path(args.source) if args.source else None,
+                       cell_timeout=args.timeout, output_cap=args.output_cap)
+        for p in args.submissions
+    ]
+    if args.csv:
+        write_gradebook(results, Path(args.csv))
+    if args.json:
+        _print_json(results[0] if len(results) == 1 else results)
+    else:
+        for r in results:
+            print(format_table(r))
+    return 0
+
+
+# ---------------------------------------------------------------------------- data
+def _cmd_data_make(args: argparse.Namespace) -> int:
+    from mmlab.synth import make_cohort
+
+    knobs = dict(kv.split("=", 1) for kv in args.set or [])
+    cohort = make_cohort(args.scenario, n_subjects=args.subjects, seed=args.seed,
+                         fast=args.fast, **{k: _parse_value(v) for k, v in knobs.items()})
+    out = cohort.save(Path(args.out))
+    print(f"wrote {len(cohort)} {args.scenario} subjects to {out}")
+    return 0
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from mmlab.io import describe, format_description
+
+    info = describe(Path(args.path))
+    if args.json:
+        _print_json(info)
+    else:
+        print(format_description(info))
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from mmlab.io.registry import fetch
+
+    path = fetch(args.name, dest=Path(args.dest) if args.dest else None)
+    print(f"{args.name}: {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from mmlab import bench
+
+    result = bench.run(args.topic, **{k: v for k, v in vars(args).items()
+                                      if k in ("subjects", "seed", "scenario") and v is not None})
+    if args.json:
+        _print_json(result)
+    else:
+        print(bench.format_result(args.topic, result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmlab", description="mmlab: multimodal data analysis workbook")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("assign", help="generate exercises/ from solutions/")
+    p.add_argument("--source", default="solutions", help="folder of solution notebooks (default: solutions)")
+    p.add_argument("--release", default="exercises", help="folder to write exercises to (default: exercises)")
+    p.add_argument("--check", action="store_true", help="only check exercises/ is up to date (exit 1 if not)")
+    p.set_defaults(func=_cmd_assign)
+
+    p = sub.add_parser("grade", help="autograde submitted notebooks")
+    p.add_argument("submissions", nargs="+", help="submitted .ipynb files (never modified)")
+    p.add_argument("--source", help="folder of solution notebooks (default: ./solutions or the project's)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--csv", help="write a gradebook CSV, one row per submission")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (default 60)")
+    p.add_argument("--output-cap", type=int, default=10_000, help="characters of output kept per cell")
+    p.set_defaults(func=_cmd_grade)
+
+    data = sub.add_parser("data", help="make, inspect and fetch datasets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("make", help="generate a synthetic cohort")
+    p.add_argument("scenario", help="stress_protocol, call_center, icu_ward or factory")
+    p.add_argument("--subjects", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--fast", action="store_true", help="short sessions (for tests and FAST notebooks)")
+    p.add_argument("--set", action="append", metavar="KNOB=VALUE", help="scenario knob, e.g. --set clock_drift_ppm=50")
+    p.set_defaults(func=_cmd_data_make)
+    p = data.add_parser("info", help="describe a saved cohort or a real-dataset folder")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_data_info)
+    p = data.add_parser("fetch", help="download a real dataset from its official source")
+    p.add_argument("name")
+    p.add_argument("--dest", help="download folder (default: $MMLAB_CACHE or ~/.cache/mmlab)")
+    p.set_defaults(func=_cmd_data_fetch)
+
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    p.add_argument("topic", help="data")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--subjects", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--scenario")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MMLabError as exc:
+        print(f"mmlab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
