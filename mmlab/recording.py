@@ -285,6 +285,10 @@ class Stream:
 
 
 # ---------------------------------------------------------------------- annotations
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def make_annotations(rows: Iterable[Mapping[str, Any]] | pd.DataFrame | None = None) -> pd.DataFrame:
     """Validate and normalise an annotations table.
 
@@ -302,11 +306,12 @@ def make_annotations(rows: Iterable[Mapping[str, Any]] | pd.DataFrame | None = N
         duration = pd.to_numeric(df["duration"], errors="coerce")
         bad = ~np.isfinite(onset.to_numpy(dtype=float))
         if bad.any():
-            raise SchemaError(f"annotation {int(np.argmax(bad))}: onset {df['onset'].iloc[int(np.argmax(bad))]!r} is not a finite number")
+            i = int(np.argmax(bad))
+            raise SchemaError(f"annotation {i}: onset {_plain(df['onset'].iloc[i])!r} is not a finite number")
         badd = ~(np.isfinite(duration.to_numpy(dtype=float)) & (duration.to_numpy(dtype=float) >= 0))
         if badd.any():
             i = int(np.argmax(badd))
-            raise SchemaError(f"annotation {i}: duration {df['duration'].iloc[i]!r} must be a number >= 0")
+            raise SchemaError(f"annotation {i}: duration {_plain(df['duration'].iloc[i])!r} must be a number >= 0")
         df["onset"] = onset.astype(float)
         df["duration"] = duration.astype(float)
     else:
