@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8888
+# JupyterLab refuses to run as root unless told; containers and CI often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 # This machine keeps the CPU build of torch 2.13.0 as a local wheel; use it when present.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
@@ -26,7 +28,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(NO_BROWSER),--no-browser)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(NO_BROWSER),--no-browser) $(ALLOW_ROOT)
 
 test: $(STAMP)
 	MPLBACKEND=Agg OMP_NUM_THREADS=2 $(BIN)/python -m pytest $(PYTEST_ARGS)
