@@ -197,6 +197,16 @@ def test_ibi_non_monotonic_times(tmp_path):
         mio.read_e4(folder)
 
 
+def test_e4_without_beats_or_tags(tmp_path):
+    """An IBI.csv with no beats and an empty tags file are valid: empty stream, no events."""
+    folder = make_e4(tmp_path / "S02")
+    (folder / "IBI.csv").write_text(f"{T0:.6f}, IBI\n")
+    (folder / "tags_S02.csv").write_text("")
+    rec = mio.read_e4(folder)
+    assert rec["wrist_ibi"].n_samples == 0 and len(rec.phases("event")) == 0
+    assert mio.describe(folder)["format"] == "e4"
+
+
 def test_e4_stream_selection(tmp_path):
     """Only the requested files are read; an unknown name is refused."""
     rec = mio.read_e4(make_e4(tmp_path / "S02"), streams=["EDA", "IBI"])
@@ -697,7 +707,7 @@ def test_describe_stress_predict_layout(tmp_path):
     info = mio.describe(make_stress_predict(tmp_path))
     assert info["format"] == "stress_predict" and info["subjects"] == ["S02", "S09"]
     eda = [s for s in info["streams"] if s["name"] == "wrist_eda" and s["subject"] == "S02"][0]
-    assert (eda["modality"], eda["rate"], eda["duration_s"], eda["channels"]) == ("eda", 4.0, 40.0, ["eda"])
+    assert (eda["modality"], eda["rate"], eda["duration_s"], eda["channels"]) == ("eda", 4.0, 40.0, ["wrist_eda"])
     hr = [s for s in info["streams"] if s["name"] == "wrist_hr"][0]
     assert hr["duration_s"] == 30.0
     assert info["labels"]["phase"]["counts"] == {"stroop": 2, "consent": 1, "relax": 1}
@@ -741,6 +751,13 @@ def test_cli_data_info_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mmlab.cli", "data", "info", str(tmp_path / "sp" / "Processed_data")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "not a dataset folder" in bad.stderr
+
+
+def test_cli_data_fetch_unknown_name():
+    """`mmlab data fetch` with an unknown name exits with code 2 and lists the known names."""
+    out = subprocess.run([sys.executable, "-m", "mmlab.cli", "data", "fetch", "nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "known datasets:" in out.stderr and "fsdd" in out.stderr
 
 
 def test_data_dir_env(monkeypatch, tmp_path):

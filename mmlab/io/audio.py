@@ -331,8 +331,8 @@ def clips_cohort(table: pd.DataFrame, name: str, dataset: str, label_names: Iter
             meta = {k: (v.item() if isinstance(v, np.generic) else v)
                     for k, v in r._asdict().items() if k not in ("path",)}
             s = Stream(stem, x, "audio", rate=sr, start=offset,
-                       channels=["audio"] if x.shape[1] == 1 else [f"ch{i}" for i in range(x.shape[1])],
-                       units="", device=str(speaker), meta=meta)
+                       channels=None,
+                       units="", device="mic", meta=meta)
             streams.append(s)
             ann.append({"onset": offset, "duration": s.duration, "kind": "label", "label": r.label,
                         "text": "", "stream": stem})

@@ -185,7 +185,7 @@ def _e4_streams(folder: Path, subject: str) -> list[dict]:
         raise DataFormatError(f"{ibi}: E4 stream file IBI.csv is missing from {folder}")
     _, t, _ = read_e4_ibi(ibi)
     out.append(_entry("wrist_ibi", "ibi", None, float(t[-1] - t[0]) if len(t) > 1 else 0.0,
-                      ["ibi"], subject, int(len(t))))
+                      ["wrist_ibi"], subject, int(len(t))))
     return out
 
 

@@ -23,7 +23,8 @@ wrist_ibi     ibi       —        irregular: time of each beat, interval (s) to
 Clocks: the E4 stamps every file in unix UTC, so the recording's reference clock is the
 E4 clock shifted to start at the earliest file start: ``Recording.t0`` is that unix time
 and each ``Stream.start`` is ``file start - t0`` (0 for EDA/BVP/ACC/TEMP, 10 for HR).
-Button presses become ``kind="event"`` annotations labelled ``"tag"``.
+Button presses become ``kind="event"`` annotations labelled ``"tag"``. Every stream has
+``device="wrist"`` (the body site, as in :mod:`mmlab.synth`) and ``meta["hardware"]``.
 
 :func:`read_stress_predict` adds the protocol phases of the Stress-Predict study
 (Iqbal et al. 2022) from ``Processed_data/Time_logs.xlsx`` (or the derived
@@ -57,13 +58,13 @@ from mmlab.recording import Cohort, Recording, Stream
 
 #: file -> (stream name, modality, expected rate, channels, units)
 E4_SIGNALS = {
-    "EDA": ("wrist_eda", "eda", 4.0, ["eda"], "uS"),
-    "BVP": ("wrist_bvp", "bvp", 64.0, ["bvp"], "a.u."),
+    "EDA": ("wrist_eda", "eda", 4.0, ["wrist_eda"], "uS"),
+    "BVP": ("wrist_bvp", "bvp", 64.0, ["wrist_bvp"], "a.u."),
     "ACC": ("wrist_acc", "acc", 32.0, ["x", "y", "z"], "g"),
-    "TEMP": ("wrist_temp", "temp", 4.0, ["temp"], "degC"),
-    "HR": ("wrist_hr", "hr", 1.0, ["hr"], "bpm"),
+    "TEMP": ("wrist_temp", "temp", 4.0, ["wrist_temp"], "degC"),
+    "HR": ("wrist_hr", "hr", 1.0, ["wrist_hr"], "bpm"),
 }
-E4_DEVICE = "E4"
+E4_DEVICE = "wrist"  # device name = body site, as in mmlab.synth; the hardware is in meta
 ACC_SCALE = 1.0 / 64.0  # the E4 writes acceleration in 1/64 g
 
 #: Stress-Predict time-log phase names -> labels (and whether the phase is a stressor).
@@ -238,14 +239,14 @@ def read_e4(folder: str | Path, subject: str | None = None,
     for key, value in raw.items():
         if key == "IBI":
             start, t, ibi = value
-            out.append(Stream("wrist_ibi", ibi, "ibi", times=(start - t0) + t, channels=["ibi"],
+            out.append(Stream("wrist_ibi", ibi, "ibi", times=(start - t0) + t, channels=["wrist_ibi"],
                               units="s", device=E4_DEVICE,
-                              meta={"file": f"{key}.csv", "start_unix": start,
+                              meta={"file": f"{key}.csv", "start_unix": start, "hardware": "Empatica E4",
                                     "note": "time of each detected beat; value = interval to the previous beat"}))
             continue
         name, modality, _, channels, units = E4_SIGNALS[key]
         start, rate, data = value
-        meta = {"file": f"{key}.csv", "start_unix": start}
+        meta = {"file": f"{key}.csv", "start_unix": start, "hardware": "Empatica E4"}
         if key == "ACC":
             data = data * ACC_SCALE
             meta["raw_unit"] = "1/64 g"

@@ -10,7 +10,8 @@ read with ``encoding="latin1"``) with
 * ``label``: one code per chest sample (700 Hz); ``subject``: e.g. ``"S2"``.
 
 The dataset authors synchronised the two devices before pickling, so every stream starts
-at 0 on one shared clock (``t0`` is unknown: ``None``). Stream names: ``chest_acc,
+at 0 on one shared clock (``t0`` is unknown: ``None``); ``Stream.device`` is ``"chest"`` or
+``"wrist"`` (as in :mod:`mmlab.synth`), the hardware is in ``meta["hardware"]``. Stream names: ``chest_acc,
 chest_ecg, chest_emg, chest_eda, chest_temp, chest_resp, wrist_acc, wrist_bvp, wrist_eda,
 wrist_temp`` (wrist ACC is converted to g, like :func:`mmlab.io.read_e4`).
 
@@ -39,17 +40,17 @@ CHEST_RATE = 700.0
 #: pickle key -> (stream name, modality, rate, channels, units, scale)
 CHEST = {
     "ACC": ("chest_acc", "acc", CHEST_RATE, ["x", "y", "z"], "g", 1.0),
-    "ECG": ("chest_ecg", "ecg", CHEST_RATE, ["ecg"], "mV", 1.0),
-    "EMG": ("chest_emg", "emg", CHEST_RATE, ["emg"], "mV", 1.0),
-    "EDA": ("chest_eda", "eda", CHEST_RATE, ["eda"], "uS", 1.0),
-    "Temp": ("chest_temp", "temp", CHEST_RATE, ["temp"], "degC", 1.0),
-    "Resp": ("chest_resp", "resp", CHEST_RATE, ["resp"], "%", 1.0),
+    "ECG": ("chest_ecg", "ecg", CHEST_RATE, ["chest_ecg"], "mV", 1.0),
+    "EMG": ("chest_emg", "emg", CHEST_RATE, ["chest_emg"], "mV", 1.0),
+    "EDA": ("chest_eda", "eda", CHEST_RATE, ["chest_eda"], "uS", 1.0),
+    "Temp": ("chest_temp", "temp", CHEST_RATE, ["chest_temp"], "degC", 1.0),
+    "Resp": ("chest_resp", "resp", CHEST_RATE, ["chest_resp"], "%", 1.0),
 }
 WRIST = {
     "ACC": ("wrist_acc", "acc", 32.0, ["x", "y", "z"], "g", 1.0 / 64.0),
-    "BVP": ("wrist_bvp", "bvp", 64.0, ["bvp"], "a.u.", 1.0),
-    "EDA": ("wrist_eda", "eda", 4.0, ["eda"], "uS", 1.0),
-    "TEMP": ("wrist_temp", "temp", 4.0, ["temp"], "degC", 1.0),
+    "BVP": ("wrist_bvp", "bvp", 64.0, ["wrist_bvp"], "a.u.", 1.0),
+    "EDA": ("wrist_eda", "eda", 4.0, ["wrist_eda"], "uS", 1.0),
+    "TEMP": ("wrist_temp", "temp", 4.0, ["wrist_temp"], "degC", 1.0),
 }
 #: label code -> phase label
 WESAD_LABELS = {0: "transient", 1: "baseline", 2: "stress", 3: "amusement", 4: "meditation",
@@ -127,8 +128,8 @@ def read_wesad_subject(path: str | Path, chest: bool = True, wrist: bool = True)
                               f"(known: {', '.join(f'{k}={v}' for k, v in WESAD_LABELS.items())})")
     duration = codes.size / CHEST_RATE
     streams = []
-    groups = [("chest", CHEST, "RespiBAN")] * chest + [("wrist", WRIST, "E4")] * wrist
-    for place, table, device in groups:
+    groups = [("chest", CHEST, "RespiBAN")] * chest + [("wrist", WRIST, "Empatica E4")] * wrist
+    for place, table, hardware in groups:
         signals = data["signal"].get(place)
         if not isinstance(signals, dict):
             raise DataFormatError(f"{pkl}: signal[{place!r}] is missing")
@@ -146,12 +147,12 @@ def read_wesad_subject(path: str | Path, chest: bool = True, wrist: bool = True)
                 raise DataFormatError(
                     f"{pkl}: stream {name} lasts {got:.1f} s at the expected {rate:g} Hz but the "
                     f"labels last {duration:.1f} s at {CHEST_RATE:g} Hz: rate mismatch or truncated signal")
-            meta = {"key": f"signal/{place}/{key}"}
+            meta = {"key": f"signal/{place}/{key}", "hardware": hardware}
             if scale != 1.0:
                 arr = arr * scale
                 meta["raw_unit"] = "1/64 g"
             streams.append(Stream(name, arr, modality, rate=rate, start=0.0, channels=channels,
-                                  units=units, device=device, meta=meta))
+                                  units=units, device=place, meta=meta))
     rows = [{"onset": a / CHEST_RATE, "duration": (b - a) / CHEST_RATE, "kind": "phase",
              "label": WESAD_LABELS[c], "text": "", "code": c} for a, b, c in runs_of(codes)]
     meta = {"dataset": "wesad", "file": str(pkl), "label_rate": CHEST_RATE,
