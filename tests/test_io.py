@@ -682,6 +682,23 @@ def test_fetch_finds_files_placed_by_hand(tmp_path, monkeypatch):
     assert out == tmp_path / "toy" and len(mio.load_uci_sentiment(out)) == 1
 
 
+def test_fetch_unpacks_an_archive_placed_by_hand(tmp_path, monkeypatch):
+    """A zip placed by hand is verified and unpacked; fetch returns the reader's root."""
+    import zipfile
+
+    archive = tmp_path / "toy" / "toy.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("inner/yelp_labelled.txt", "Great.\t1\nAwful.\t0\n")
+    _fake_registry(tmp_path, monkeypatch, [{"name": "toy.zip", "url": "https://example.org/toy.zip",
+                                            "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+                                            "unpack": True}], root="inner")
+    _no_network(monkeypatch)
+    out = registry.fetch("toy", dest=tmp_path / "toy")
+    assert out == tmp_path / "toy" / "inner"
+    assert mio.load_uci_sentiment(out)["label"].tolist() == [1, 0]
+
+
 def test_fetch_without_checksum_warns(tmp_path, monkeypatch):
     """A registry file with sha256 null is fetched with a warning giving its SHA-256."""
     data = b"Great.\t1\n"

@@ -118,7 +118,7 @@ def _read_raw(path: Path, preload: bool):
         raise DataFormatError(f"{path}: not a readable EDF file ({type(exc).__name__}: {exc})") from exc
 
 
-def read_eegmmidb_run(path: str | Path, preload: bool = True) -> Recording:
+def read_eegmmidb_run(path: str | Path) -> Recording:
     """One eegmmidb EDF run as a Recording with stream ``eeg`` (see the module docstring)."""
     import mne
 
