@@ -394,6 +394,7 @@ def format_description(info: dict) -> str:
         lines.append("streams:")
         width = max(len(s["name"]) for s in streams)
         by_subject = len({s.get("subject") for s in streams}) > 1
+        who_width = max(len(f"{s.get('subject')}: ") for s in streams) if by_subject else 0
         for s in streams:
             chans = s.get("channels") or []
             ch = ", ".join(chans[:4]) + (f", ... ({len(chans)})" if len(chans) > 4 else "")
@@ -404,7 +405,7 @@ def format_description(info: dict) -> str:
                     extra += f" at {', '.join(str(r) for r in s['rates'])} Hz"
             if s.get("n_items") is not None:
                 extra = f"  {s['n_items']} items"
-            who = f"{s.get('subject')}: " if by_subject else ""
+            who = f"{s.get('subject')}: ".ljust(who_width) if by_subject else ""
             rate = "-" if s["modality"] == "text" else _fmt_rate(s.get("rate"))
             lines.append(f"  {who}{s['name']:<{width}}  {s['modality']:<6} {rate:>10}  "
                          f"{_fmt_duration(s.get('duration_s')):>9}  [{ch}]{extra}")

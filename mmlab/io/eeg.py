@@ -34,7 +34,6 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 
 from mmlab.errors import DataFormatError, DatasetError
 from mmlab.io._common import existing_dir
