@@ -389,15 +389,23 @@ class Recording:
         """The label of the ``kind`` annotation covering each reference time ``t``."""
         t = np.atleast_1d(np.asarray(t, dtype=float))
         out = np.full(t.shape, default, dtype=object)
-        for _, row in self.phases(kind).iterrows():
-            inside = (t >= row.onset) & (t < row.onset + row.duration)
-            out[inside] = row.label
+        rows = self.phases(kind)
+        for onset, end, label in zip(rows["onset"].to_numpy(),
+                                     (rows["onset"] + rows["duration"]).to_numpy(), rows["label"]):
+            out[(t >= onset) & (t < end)] = label
         return out
 
     @property
     def duration(self) -> float:
-        """Longest stream duration in seconds."""
-        return max((s.duration for s in self.streams.values()), default=0.0)
+        """Seconds spanned by all streams: latest end minus earliest start.
+
+        Streams may sit on different device clocks; for a synthetic recording with clock
+        offsets this is therefore approximate (by the offsets), which is fine for display.
+        """
+        if not self.streams:
+            return 0.0
+        return (max(s.end for s in self.streams.values())
+                - min(s.start for s in self.streams.values()))
 
     def equals(self, other: "Recording") -> bool:
         return (
@@ -459,6 +467,7 @@ def _write_tsv(df: pd.DataFrame, path: Path) -> None:
 def _read_tsv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
+                           float_precision="round_trip",
                            dtype={"kind": str, "label": str, "text": str, "participant_id": str})
     except Exception as exc:  # pandas raises many types for a broken file
         raise DataFormatError(f"{path}: not a readable TSV table ({exc})") from exc

@@ -145,3 +145,16 @@ def test_cohort_listing_a_missing_subject_folder(tmp_path):
     (tmp_path / "dataset_description.json").write_text(json.dumps(desc))
     with pytest.raises(DataFormatError, match="subject '02' is listed but sub-02/ is missing"):
         Cohort.load(tmp_path)
+
+
+def test_annotation_onsets_survive_exactly(tmp_path):
+    onsets = np.cumsum(np.full(50, 1 / 360.0)) + 0.1  # many digits, as sample/fs times are
+    rec = Recording("01", annotations=[{"onset": o, "kind": "event", "label": "N"} for o in onsets])
+    rec.save(tmp_path)
+    assert Recording.load(tmp_path / "sub-01").annotations["onset"].tolist() == onsets.tolist()
+
+
+def test_duration_spans_offset_streams():
+    a = Stream("a", np.zeros(100), "ecg", rate=10, start=0.0)
+    b = Stream("b", np.zeros(10), "hr", rate=1, start=95.0)
+    assert Recording("01", [a, b]).duration == 105.0
