@@ -1,8 +1,36 @@
-"""Deterministic synthetic multimodal data (chapter 05_data).
+"""Deterministic synthetic multimodal cohorts (chapter 05_data).
 
-Building blocks: :mod:`~mmlab.synth.physio` (ECG, PPG/BVP, EDA, respiration),
-:mod:`~mmlab.synth.voice` (a source-filter voice synthesizer), :mod:`~mmlab.synth.text`
-(a templated grammar with planted cues), :mod:`~mmlab.synth.images` (thermal frames) and
-:mod:`~mmlab.synth.vibration` (bearing-fault vibration); :mod:`~mmlab.synth._base` holds
-seeds, knobs, device clocks and dropouts shared by the scenarios.
+``make_cohort(scenario, n_subjects, seed, fast, **knobs)`` returns a
+:class:`~mmlab.recording.Cohort` for one of :data:`SCENARIOS`; the same arguments give
+identical arrays, offline. One function per scenario does the same:
+
+* :func:`stress_protocol` — WESAD-like lab sessions: chest ECG/EDA/RESP/ACC at 700 Hz,
+  wrist BVP/EDA/ACC/TEMP/IBI at Empatica E4 rates, spoken self-reports; phases baseline,
+  stress, amusement, meditation;
+* :func:`call_center` — one call per caller: telephone audio, aligned transcripts, a
+  satisfaction label, a wearable heart rate for some callers;
+* :func:`icu_ward` — patients in several hospitals with different case mix: per-minute
+  vitals, charted temperature and blood pressure, nurse notes, short interactions, a sepsis
+  label with its onset;
+* :func:`factory` — machines: kHz vibration, small thermal images, operator notes, a
+  failure label with bearing-defect physics.
+
+Every scenario shares knobs for noise, between-subject variability, per-modality
+informativeness, missing modalities, sensor dropouts (NaN runs) and device clocks
+(offset, drift, timestamp jitter), and writes their ground truth into ``Recording.meta``
+(``clock_truth``, ``dropouts``, ``missing``, ``truth``). The building blocks live in
+:mod:`~mmlab.synth.physio`, :mod:`~mmlab.synth.voice`, :mod:`~mmlab.synth.text`,
+:mod:`~mmlab.synth.images` and :mod:`~mmlab.synth.vibration`.
 """
+
+from __future__ import annotations
+
+from mmlab.synth.scenarios import SCENARIOS, _scenario_function, describe_knobs, knobs, make_cohort
+
+stress_protocol = _scenario_function("stress_protocol")
+call_center = _scenario_function("call_center")
+icu_ward = _scenario_function("icu_ward")
+factory = _scenario_function("factory")
+
+__all__ = ["SCENARIOS", "make_cohort", "knobs", "describe_knobs",
+           "stress_protocol", "call_center", "icu_ward", "factory"]

@@ -62,6 +62,7 @@ class Knob:
     hi: float | None = None
     optional: bool = False
     choices: tuple = ()
+    keys: tuple = ()  # allowed keys of a dict knob whose default is None
 
 
 def common_knobs(missing: Mapping[str, float], informativeness: Mapping[str, float],
@@ -127,13 +128,14 @@ def resolve_knobs(scenario: str, spec: Mapping[str, Knob], given: Mapping[str, A
         if knob.kind in ("dict", "durations"):
             if not isinstance(value, Mapping):
                 raise SchemaError(f"knob {name!r} must be a mapping with keys "
-                                  f"{sorted(knob.default)}, got {value!r}")
-            bad = sorted(set(value) - set(knob.default))
+                                  f"{sorted(knob.keys or knob.default)}, got {value!r}")
+            allowed = knob.keys or tuple(knob.default)
+            bad = sorted(set(value) - set(allowed))
             if bad:
                 raise SchemaError(f"knob {name!r} has no key{'s' if len(bad) > 1 else ''} "
                                   f"{', '.join(map(repr, bad))}; valid keys: "
-                                  f"{', '.join(sorted(knob.default))}")
-            merged = dict(knob.default)
+                                  f"{', '.join(sorted(allowed))}")
+            merged = dict(knob.default or {})
             for k, v in value.items():
                 merged[k] = _as_number(name, v, knob, f"[{k!r}]")
                 if knob.kind == "durations" and merged[k] <= 0:
@@ -323,22 +325,11 @@ def regular_stream(name: str, data: np.ndarray, modality: str, g: Grid, device: 
                   units=units, device=device, meta=meta or {})
 
 
-def tsv_time(x: float) -> float:
-    """``x`` rounded to a binary fraction of a second (2^-10 s, or 2^-6 s beyond 1e5 s).
-
-    Such numbers print with few digits and parse back exactly, so annotation times survive
-    the ``events.tsv`` text round trip bit for bit (arbitrary floats written with 17 digits
-    do not always come back identical through pandas' default float parser).
-    """
-    step = 2.0 ** -10 if abs(x) < 1e5 else 2.0 ** -6
-    return round(float(x) / step) * step
-
-
 def annotations(rows: list[dict]) -> pd.DataFrame:
-    """Rows with every extra column present (empty string default) and times from
-    :func:`tsv_time`, so that save/load is exact."""
+    """An annotations table with every extra column present in every row (empty string
+    by default), so the table reads back from ``events.tsv`` with the same columns."""
     extra = sorted({k for r in rows for k in r} - {"onset", "duration", "kind", "label", "text"})
-    full = [{"onset": tsv_time(r["onset"]), "duration": tsv_time(r.get("duration", 0.0)), "kind": r["kind"],
+    full = [{"onset": float(r["onset"]), "duration": float(r.get("duration", 0.0)), "kind": r["kind"],
              "label": r.get("label", ""), "text": r.get("text", ""),
              **{k: str(r.get(k, "")) for k in extra}} for r in rows]
     return pd.DataFrame(full, columns=["onset", "duration", "kind", "label", "text", *extra])

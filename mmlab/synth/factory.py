@@ -1,0 +1,165 @@
+"""Scenario ``factory``: machines with bearing faults (chapter 05_data).
+
+Each Recording is one machine (ids ``M01``...) observed for a session (10 min full, 1 min
+fast). A ``failure_fraction`` of machines have a developing rolling-bearing defect (outer
+or inner race, ``fault_mix``) whose severity grows during the session.
+
+Streams:
+
+* ``vibration`` (device ``"daq"``, the **reference clock**): acceleration in g at
+  ``vibration_hz`` (default 4 kHz) from an accelerometer on the bearing housing; a defect
+  adds impacts at its characteristic frequency (BPFO or BPFI of a 6205 bearing at the
+  machine's shaft speed) ringing the structural resonance, plus a line at the defect
+  frequency (see :mod:`mmlab.synth.vibration`);
+* ``thermal`` (device ``"camera"``, its own clock): irregular frames, ``(n, 32, 32)``
+  float32 °C, about every ``image_every_s`` s with timestamp jitter; a failing bearing is a
+  hot spot at the drive or non-drive end.
+
+Annotations: ``kind="note"`` (label ``"operator"``: operator notes, a couple per session;
+failing machines' notes mention noise or heat with the text cue probability) and one
+``kind="label"`` per machine (``"failure"`` or ``"healthy"``, covering the session).
+Some healthy machines are out of balance (a strong 1x shaft line) to make the problem
+less trivial. Participants: ``participant_id``, ``sex`` (not applicable: NaN), ``age``
+(machine age in years), ``machine_type``, ``rpm``, ``failure``. Ground truth in
+``Recording.meta["truth"]``: fault type, defect frequencies, severity at start and end,
+faulty bearing, resonance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from mmlab.recording import Recording, Stream
+from mmlab.synth import _base as B
+from mmlab.synth.images import column_pattern, draw_scene, thermal_frame
+from mmlab.synth.text import cue_probability, draw_style, say
+from mmlab.synth.vibration import vibration
+
+NAME = "factory"
+PREFIX = "M"
+LABEL_NAMES = ["healthy", "failure"]
+MACHINES = {"pump": (1450, 2950), "fan": (960, 1480), "compressor": (1470, 2980), "motor": (1460, 2960)}
+VANES = {"pump": 6, "fan": 8, "compressor": 4, "motor": 2}
+
+KNOBS: dict[str, B.Knob] = {
+    "failure_fraction": B.Knob(0.3, "share of machines with a bearing defect (exact up to "
+                                    "rounding)", kind="prob"),
+    "fault_mix": B.Knob({"outer_race": 0.6, "inner_race": 0.4}, "relative frequency of "
+                        "outer- and inner-race defects among failing machines", kind="dict"),
+    "imbalance_fraction": B.Knob(0.2, "share of healthy machines with rotor imbalance (a "
+                                      "distractor)", kind="prob"),
+    "minutes": B.Knob(None, "session length in minutes (None: 10 full, 1 fast)", optional=True, lo=0.05),
+    "vibration_hz": B.Knob(4000, "vibration sampling rate (Hz)", kind="int", lo=1000, hi=51200),
+    "image_every_s": B.Knob(None, "mean seconds between thermal frames (None: 20 full, 5 fast)",
+                            optional=True, lo=0.1),
+    "image_size": B.Knob(32, "thermal frame height and width (pixels)", kind="int", lo=8, hi=256),
+    **B.common_knobs(missing={"thermal": 0.0, "vibration": 0.0},
+                     informativeness={"vibration": 1.0, "thermal": 1.0, "text": 1.0},
+                     dropout_per_hour=1.0, dropout_mean_s=3.0),
+}
+
+
+def finalize_knobs(knobs: dict, fast: bool) -> dict:
+    """Fill the mode-dependent defaults: session length and frame interval."""
+    return {**knobs, "minutes": knobs["minutes"] or (1.0 if fast else 10.0),
+            "image_every_s": knobs["image_every_s"] or (5.0 if fast else 20.0)}
+
+
+def plan(n: int, seed: int, knobs: dict, fast: bool) -> list[dict]:
+    """Exact number of failing machines; fault types by ``fault_mix``."""
+    rng = B.rng_for(seed, NAME, 0, "plan")
+    k = int(round(knobs["failure_fraction"] * n))
+    failing = rng.permutation(np.arange(n) < k)
+    mix = knobs["fault_mix"]
+    counts = B.exact_counts([mix["outer_race"], mix["inner_race"]], k) if k else np.zeros(2, int)
+    faults = list(rng.permutation(np.repeat(["outer_race", "inner_race"], counts)))
+    healthy = np.flatnonzero(~failing)
+    imb = set(rng.permutation(healthy)[: int(round(knobs["imbalance_fraction"] * len(healthy)))].tolist())
+    out = []
+    for i in range(n):
+        out.append({"fault": str(faults.pop()) if failing[i] else None, "imbalance": i in imb})
+    return out
+
+
+def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
+                 plan_i: dict) -> tuple[Recording, dict]:
+    R = {p: B.rng_for(seed, NAME, i + 1, p) for p in
+         ("traits", "phys", "noise", "clock", "dropout", "missing", "image", "text")}
+    tr, rng = R["traits"], R["phys"]
+    sv, noise, inf = knobs["subject_variability"], knobs["noise"], knobs["informativeness"]
+    fault = plan_i["fault"]
+    T = knobs["minutes"] * 60.0
+    fs = float(knobs["vibration_hz"])
+
+    mtype = list(MACHINES)[int(tr.integers(0, len(MACHINES)))]
+    rpm = float(MACHINES[mtype][int(tr.integers(0, 2))] * (1 + 0.01 * tr.standard_normal()))
+    age = int(np.clip(round((7.0 if fault else 5.0) + 3.0 * sv * tr.standard_normal()), 0, 30))
+    resonance = float(np.clip(1400.0 * math.exp(0.12 * sv * tr.standard_normal()), 900.0, 0.42 * fs))
+    sev0 = float(tr.uniform(0.3, 0.8)) if fault else 0.0
+    sev1 = sev0 * float(tr.uniform(1.2, 1.8))
+    bearing = int(tr.integers(0, 2))  # 0 drive end, 1 non-drive end
+    imbalance = float(tr.uniform(3.0, 6.0)) if plan_i["imbalance"] else float(tr.uniform(0.7, 1.3))
+    load = float(tr.uniform(0.7, 1.0))
+
+    ck = R["clock"]
+    clocks = {"daq": B.REFERENCE, "camera": B.draw_clock(ck, knobs)}
+    mr = R["missing"]
+    missing = [m for m in ("vibration", "thermal") if mr.uniform() < knobs["missing"][m]]
+    streams: list[Stream] = []
+    dropouts: list[dict] = []
+
+    g = B.grid(clocks["daq"], 0.0, T, fs)
+    sev_t = np.linspace(sev0, sev1, g.n) * inf["vibration"] if fault else 0.0
+    x, vib = vibration(rng, 1.0 / g.ref_step, g.n, rpm / 60.0, fault, sev_t, resonance,
+                       imbalance, VANES[mtype], noise=noise, t0=g.ref_start)
+    if "vibration" not in missing:
+        s = B.regular_stream("vibration", x, "vibration", g, "daq", units="g",
+                             meta={"sensor": "accelerometer on the bearing housing"})
+        intervals = B.plan_dropouts(R["dropout"], 0.0, T, knobs["dropout_per_hour"], knobs["dropout_mean_s"])
+        (s,), dropouts = B.apply_dropouts([s], intervals, clocks["daq"])
+        streams.append(s)
+
+    if "thermal" not in missing:
+        ir = R["image"]
+        every = knobs["image_every_s"]
+        t_ref = np.arange(ir.uniform(0, every), T, every)
+        t_ref = np.sort(t_ref + ir.uniform(-0.2, 0.2, len(t_ref)) * every)
+        scene = draw_scene(ir, knobs["image_size"])
+        cols = column_pattern(ir, scene)
+        sev_f = np.interp(t_ref, [0.0, T], [sev0, sev1]) if fault else np.zeros(len(t_ref))
+        frames = np.stack([thermal_frame(ir, scene, hotspot_c=12.0 * inf["thermal"] * sv_k, bearing=bearing,
+                                         load=load, noise=noise, column_pattern=cols)
+                           for sv_k in sev_f]) if len(t_ref) else np.zeros((0, scene.size, scene.size), np.float32)
+        t_dev = B.jitter_times(ir, clocks["camera"].to_device(t_ref), clocks["camera"].jitter_s)
+        if len(t_dev):
+            streams.append(Stream("thermal", frames, "image", times=t_dev, units="degC", device="camera",
+                                  channels=["temperature"], meta={"shape": "frames x height x width",
+                                                                  "scene": {"bearings_px": scene.bearings}}))
+
+    xr = R["text"]
+    style = draw_style(xr, sv, terse=0.5)
+    cue = cue_probability(inf["text"])
+    rows: list[dict] = []
+    n_notes = 1 if fast else 3
+    for tn in np.sort(xr.uniform(0.1, 0.95, n_notes)) * T:
+        rows.append({"onset": round(float(tn), 3), "duration": 0.0, "kind": "note", "label": "operator",
+                     "text": say(xr, "operator_note", "failing" if fault else "healthy", style,
+                                 cue if fault else 0.5 * cue)})
+    rows.append({"onset": 0.0, "duration": T, "kind": "label", "label": "failure" if fault else "healthy"})
+    if "thermal" in missing:
+        clocks.pop("camera")
+    meta: dict[str, Any] = {
+        "machine_type": mtype, "age": age, "reference_device": "daq",
+        "clock_truth": {d: c.truth() for d, c in clocks.items()},
+        "dropouts": dropouts, "missing": missing,
+        "truth": {**vib, "severity_start": round(sev0, 6), "severity_end": round(sev1, 6),
+                  "faulty_bearing": ("drive_end" if bearing == 0 else "non_drive_end") if fault else None,
+                  "imbalance": round(imbalance, 6), "load": round(load, 6)},
+    }
+    rec = Recording(sid, streams=streams, annotations=B.annotations(rows), meta=meta,
+                    t0=B.EPOCH + 600.0 * i)
+    return rec, {"participant_id": sid, "sex": np.nan, "age": age, "machine_type": mtype,
+                 "rpm": int(round(rpm)), "failure": fault is not None}
