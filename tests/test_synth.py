@@ -452,3 +452,8 @@ def test_cli_makes_a_cohort_and_rejects_unknown_knobs(tmp_path, capsys):
                      "--set", "wobble=3"]) == 2
     assert "wobble" in capsys.readouterr().err
 
+
+def test_bench_data_is_registered():
+    from mmlab import bench
+
+    assert "data" in bench._TOPICS
