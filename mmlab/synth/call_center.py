@@ -186,8 +186,7 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
         clocks.pop("wrist")
     meta: dict[str, Any] = {
         "sex": sex, "age": age, "intent": intent, "reference_device": "phone",
-        "clock_truth": {d: c.truth() for d, c in clocks.items()
-                        if not (d == "phone" and "audio" in missing)},
+        "clock_truth": {d: c.truth() for d, c in clocks.items()},
         "dropouts": dropouts, "missing": missing,
         "truth": {"label": label, "reactivity": round(react, 6), "hr_rest_bpm": round(hr0, 4),
                   "voice": speaker.to_dict()},

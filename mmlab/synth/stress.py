@@ -416,7 +416,7 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
     inside = lambda x: [float(v) for v in x if lo <= v < hi]  # noqa: E731
     meta: dict[str, Any] = {
         "sex": sex, "age": age, "protocol": protocol, "reference_device": "chest",
-        "clock_truth": {d: c.truth() for d, c in clocks.items() if d not in missing},
+        "clock_truth": {d: c.truth() for d, c in clocks.items() if d not in missing or d == "chest"},
         "dropouts": dropouts, "missing": missing,
         "truth": {
             "hr_rest_bpm": round(hr0, 4), "resp_rest_bpm": round(resp0, 4),
