@@ -295,7 +295,8 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
         if noise > 0:
             wander = 0.05 * resp / max(depth0, 1e-9) + P.ou_noise(nrng, ns, SLOW_HZ, 8.0, 0.08)
             emg = np.interp(t, ts, 0.01 + 0.03 * move)
-            mains = np.sin(2 * np.pi * np.mod(50.0 * t + nrng.uniform(), 1.0))
+            turns = 50.0 * t + nrng.uniform()
+            mains = np.sin(np.float32(2 * np.pi) * (turns - np.floor(turns)).astype(np.float32))
             ecg += noise * (np.interp(t, ts, wander) + 0.008 * mains
                             + emg * nrng.standard_normal(g.n, dtype=np.float32))
         eda_c = np.interp(t, ts, eda)
