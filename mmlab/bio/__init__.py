@@ -1,0 +1,20 @@
+"""Biosignals: thin, tested wrappers over neurokit2 and biosppy (chapters 12_ecg_hrv, 13_eda).
+
+* :mod:`mmlab.bio.ecg` — cleaning, R-peaks (neurokit2 and biosppy detectors), RR
+  intervals, HRV in the time and frequency domain, signal quality, peak matching;
+* :mod:`mmlab.bio.eda` — tonic/phasic decomposition, skin-conductance responses, SCL;
+* :mod:`mmlab.bio.resp` — respiration cleaning, breaths, breathing rate;
+* :mod:`mmlab.bio.quality` — input checks and masks of missing, flat and clipped samples.
+
+What the wrappers add to the libraries: one :class:`~mmlab.errors.SignalError` naming the
+problem for input no method can process (wrong rate, too short, all NaN, flat ECG),
+detectors that skip dropouts instead of inventing events in them, and amplitude floors
+where a library's relative threshold finds events in noise. Importing this package is
+cheap: neurokit2 and biosppy are imported by the functions that use them.
+"""
+
+from __future__ import annotations
+
+from mmlab.bio import ecg, eda, quality, resp
+
+__all__ = ["ecg", "eda", "resp", "quality"]

@@ -1,0 +1,619 @@
+"""EEG with MNE: filtering, re-referencing, epochs, band power and motor-imagery decoding
+(chapter 14_eeg).
+
+The functions are thin, checked wrappers over `MNE-Python <https://mne.tools>`_ and
+scikit-learn. They take and return MNE objects (``mne.io.Raw``, ``mne.Epochs``) so that
+everything MNE offers (plots, montages, topographies) stays one call away:
+
+* :func:`to_raw` — an ``mne.io.Raw`` from a :class:`~mmlab.recording.Stream`, an array
+  ``(n_samples, n_channels)`` (samples along axis 0, as everywhere in mmlab) or a Raw,
+  after the input checks below; :func:`recording_to_raw` does a whole Recording (several
+  runs concatenated, annotations carried over);
+* :func:`bandpass`, :func:`notch`, :func:`average_reference` — filtered / re-referenced
+  copies (the input is never modified);
+* :func:`epochs_from_annotations` and :func:`epochs_to_xy` — trials around annotations;
+* :func:`band_power` (arrays, vectorised) and :func:`band_power_table` (a DataFrame per
+  channel) — absolute or relative power in the classic :data:`BANDS` by Welch or multitaper;
+* :class:`BandPower`, :func:`csp_lda`, :func:`bandpower_logistic` and
+  :func:`cross_validate` — decoders with the scikit-learn API and seeded, repeated,
+  stratified cross-validation (:class:`CVResult`);
+* :func:`motor_imagery_epochs` — imagined left vs right fist of EEG Motor Movement/Imagery
+  (runs 4, 8, 12) through :func:`mmlab.io.read_eegmmidb`, band-passed and epoched;
+* :func:`simulate_motor_imagery` — a synthetic EEG with a planted, lateralised mu-rhythm
+  desynchronisation (the known answer for the decoders when no real data is at hand).
+
+Bad input raises :class:`~mmlab.errors.SignalError` naming what is wrong: a sampling rate
+that is not a positive number or too low for the asked frequencies (Nyquist), a signal too
+short for the filter or the lowest band, NaN or infinite samples, flat (constant) channels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from mmlab.errors import SignalError
+
+__all__ = [
+    "BANDS", "MOTOR_IMAGERY_RUNS", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
+    "average_reference", "epochs_from_annotations", "epochs_to_xy", "band_power",
+    "band_power_table", "BandPower", "csp_lda", "bandpower_logistic", "CVResult",
+    "cross_validate", "motor_imagery_epochs", "simulate_motor_imagery",
+]
+
+#: The classic EEG frequency bands in Hz, ``[low, high)``.
+BANDS: dict[str, tuple[float, float]] = {
+    "delta": (1.0, 4.0),
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 13.0),
+    "beta": (13.0, 30.0),
+    "gamma": (30.0, 45.0),
+}
+
+#: eegmmidb runs with imagined opening/closing of the left (T1) or right (T2) fist.
+MOTOR_IMAGERY_RUNS = (4, 8, 12)
+
+
+# --------------------------------------------------------------------------- checks
+def _check_rate(rate, what: str) -> float:
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise SignalError(f"{what}: sampling rate must be a number of Hz, got {rate!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SignalError(f"{what}: sampling rate must be a positive number of Hz, got {rate!r}")
+    return value
+
+
+def _check_below_nyquist(freq: float, rate: float, what: str, purpose: str) -> None:
+    if freq >= rate / 2:
+        raise SignalError(f"{what} sampled at {rate:g} Hz cannot carry {freq:g} Hz ({purpose}): "
+                          f"the Nyquist frequency is {rate / 2:g} Hz; wrong sampling rate?")
+
+
+def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EEG",
+              min_samples: int = 2) -> tuple[np.ndarray, float]:
+    """Validate EEG samples ``(n_samples, n_channels)`` and their rate; return ``(float64, rate)``.
+
+    Introduced in chapter 14_eeg. 1-D input is one channel. Raises
+    :class:`~mmlab.errors.SignalError` when the rate is not a positive number, when there
+    are fewer than ``min_samples`` samples, when any sample is NaN or infinite (naming the
+    channels), or when a channel is flat (constant: a disconnected electrode, or a
+    re-referenced copy of the reference itself).
+    """
+    rate = _check_rate(rate, what)
+    try:
+        x = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SignalError(f"{what}: samples are not numbers ({exc})") from None
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise SignalError(f"{what}: expected samples x channels (2-D), got shape {x.shape}")
+    names = list(channels) if channels is not None else [f"ch{i}" for i in range(x.shape[1])]
+    if len(names) != x.shape[1]:
+        raise SignalError(f"{what}: {len(names)} channel names for {x.shape[1]} channels")
+    if x.shape[0] < max(int(min_samples), 2):
+        raise SignalError(f"{what}: too short: {x.shape[0]} samples at {rate:g} Hz "
+                          f"({x.shape[0] / rate:.3g} s); this needs at least {max(int(min_samples), 2)} "
+                          f"samples ({max(int(min_samples), 2) / rate:.3g} s)")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        cols = [names[i] for i in np.flatnonzero(bad.any(axis=0))]
+        raise SignalError(f"{what}: {int(bad.sum())} NaN or infinite samples in channel(s) "
+                          f"{', '.join(cols[:8])}{' ...' if len(cols) > 8 else ''}; "
+                          "interpolate or drop them (or the channel) first")
+    flat = np.ptp(x, axis=0) == 0
+    if flat.any():
+        cols = [names[i] for i in np.flatnonzero(flat)]
+        raise SignalError(f"{what}: flat (constant) channel(s) {', '.join(cols[:8])}"
+                          f"{' ...' if len(cols) > 8 else ''}: no EEG recorded there; drop them "
+                          "(raw.drop_channels) before processing")
+    return x, rate
+
+
+def _check_raw(raw, what: str = "EEG"):
+    import mne
+
+    if not isinstance(raw, mne.io.BaseRaw):
+        raise SignalError(f"{what}: expected an mne.io.Raw (use mmlab.bio.eeg.to_raw), "
+                          f"got {type(raw).__name__}")
+    if not raw.preload:
+        raw.load_data(verbose="ERROR")
+    return raw
+
+
+# --------------------------------------------------------------------------- raw objects
+def to_raw(source, rate: float | None = None, channels: Sequence[str] | None = None,
+           montage: str | None = "standard_1005", what: str | None = None):
+    """An ``mne.io.RawArray`` (volts) from a Stream, an array or a Raw, after :func:`check_eeg`.
+
+    Introduced in chapter 14_eeg. ``source`` may be
+
+    * a :class:`~mmlab.recording.Stream` of EEG in volts (its rate and channel names are used);
+    * an array ``(n_samples, n_channels)`` in volts, with ``rate`` and optional ``channels``;
+    * an ``mne.io.Raw`` (copied and checked).
+
+    When channel names match ``montage`` (default: the standard 10-05 system), electrode
+    positions are set so that topographic plots work; unknown names are left without one.
+    """
+    import mne
+
+    from mmlab.recording import Stream
+
+    if isinstance(source, mne.io.BaseRaw):
+        what = what or "EEG raw"
+        raw = source.copy().load_data(verbose="ERROR")
+        picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+        if len(picks) == 0:
+            raise SignalError(f"{what}: no EEG channels")
+        check_eeg(raw.get_data(picks=picks).T, raw.info["sfreq"],
+                  [raw.ch_names[i] for i in picks], what)
+        return raw
+    if isinstance(source, Stream):
+        what = what or f"stream {source.name!r}"
+        if not source.is_regular:
+            raise SignalError(f"{what}: EEG needs a regular sampling rate, the stream has timestamps")
+        if source.data.ndim != 2:
+            raise SignalError(f"{what}: expected samples x channels, got shape {source.data.shape}")
+        data, rate, channels = source.data, source.rate, channels or source.channels
+        units = set(source.units)
+        if units - {"V", ""}:
+            raise SignalError(f"{what}: EEG in volts expected, the stream says {sorted(units)}")
+    else:
+        what = what or "EEG"
+        data = source
+        if rate is None:
+            raise SignalError(f"{what}: give the sampling rate (rate=...) with an array")
+    x, fs = check_eeg(data, rate, channels, what)
+    names = list(channels) if channels is not None else [f"EEG{i:03d}" for i in range(x.shape[1])]
+    info = mne.create_info([str(c) for c in names], fs, ch_types="eeg")
+    raw = mne.io.RawArray(x.T, info, verbose="ERROR")
+    if montage:
+        raw.set_montage(montage, on_missing="ignore", match_case=False, verbose="ERROR")
+    return raw
+
+
+def recording_to_raw(recording, streams: Sequence[str] | None = None, kinds: Iterable[str] = ("label",),
+                     montage: str | None = "standard_1005"):
+    """One ``mne.io.Raw`` from the EEG streams of a Recording, with its annotations.
+
+    Introduced in chapter 14_eeg. ``streams`` defaults to every stream of modality ``eeg``
+    in name order (eegmmidb runs ``eeg_r04``, ``eeg_r08`` ...). Annotations of the given
+    ``kinds`` that start inside a stream become MNE annotations described by their label
+    (e.g. ``left_fist``), onsets relative to that stream. Several streams are concatenated
+    with :func:`mne.concatenate_raws`, which marks each junction with ``BAD boundary`` /
+    ``EDGE boundary`` so that filters and epochs do not straddle two runs.
+    """
+    import mne
+
+    names = list(streams) if streams is not None else sorted(s.name for s in recording.by_modality("eeg"))
+    if not names:
+        raise SignalError(f"recording {recording.subject!r}: no EEG stream")
+    ann = recording.annotations
+    ann = ann[ann["kind"].isin(list(kinds))]
+    raws = []
+    for name in names:
+        s = recording[name]
+        raw = to_raw(s, montage=montage, what=f"recording {recording.subject!r}, stream {name!r}")
+        inside = ann[(ann["onset"] >= s.start) & (ann["onset"] < s.start + s.duration)]
+        if len(inside):
+            raw.set_annotations(mne.Annotations(inside["onset"].to_numpy(float) - s.start,
+                                                inside["duration"].to_numpy(float),
+                                                inside["label"].astype(str).to_list()))
+        raws.append(raw)
+    return raws[0] if len(raws) == 1 else mne.concatenate_raws(raws, verbose="ERROR")
+
+
+# --------------------------------------------------------------------------- filters
+def bandpass(raw, l_freq: float | None, h_freq: float | None):
+    """A band-passed copy of ``raw`` (MNE's zero-phase FIR, ``firwin`` design).
+
+    Introduced in chapter 14_eeg. ``l_freq=None`` gives a low-pass, ``h_freq=None`` a
+    high-pass. SignalError when ``h_freq`` is at or above Nyquist, when the band is empty,
+    or when the recording is shorter than the filter (MNE would silently shorten it).
+    """
+    import mne
+
+    raw = _check_raw(raw)
+    fs = float(raw.info["sfreq"])
+    what = "EEG band-pass"
+    if l_freq is None and h_freq is None:
+        raise SignalError(f"{what}: give l_freq, h_freq or both")
+    if h_freq is not None:
+        _check_below_nyquist(float(h_freq), fs, "EEG", "the band-pass upper edge")
+    if l_freq is not None and l_freq <= 0:
+        raise SignalError(f"{what}: l_freq must be > 0 Hz, got {l_freq!r}")
+    if l_freq is not None and h_freq is not None and l_freq >= h_freq:
+        raise SignalError(f"{what}: empty band {l_freq:g}-{h_freq:g} Hz (l_freq must be < h_freq)")
+    taps = mne.filter.create_filter(None, fs, l_freq, h_freq, verbose="ERROR")
+    if len(taps) > raw.n_times:
+        raise SignalError(f"EEG too short to filter at {l_freq}-{h_freq} Hz: {raw.n_times} samples "
+                          f"({raw.n_times / fs:.3g} s) but the filter has {len(taps)} taps "
+                          f"({len(taps) / fs:.3g} s)")
+    return raw.copy().filter(l_freq, h_freq, fir_design="firwin", verbose="ERROR")
+
+
+def notch(raw, freq: float = 50.0, harmonics: bool = True):
+    """A copy of ``raw`` with the power line ``freq`` (and its harmonics below Nyquist) removed.
+
+    Introduced in chapter 14_eeg. Use 50 Hz in Europe, 60 Hz in the Americas (eegmmidb was
+    recorded in the USA). SignalError when ``freq`` is at or above Nyquist.
+    """
+    import mne
+
+    raw = _check_raw(raw)
+    fs = float(raw.info["sfreq"])
+    _check_below_nyquist(float(freq) + 1.0, fs, "EEG", f"a notch at {freq:g} Hz with its 1 Hz transition")
+    freqs = np.arange(float(freq), fs / 2 - 1.0, float(freq)) if harmonics else np.array([float(freq)])
+
+    # the length of MNE's band-stop FIR depends only on its 1 Hz transition (0.5 Hz a side)
+    taps = mne.filter.create_filter(None, fs, float(freq) + 1.0, float(freq) - 1.0,
+                                    l_trans_bandwidth=0.5, h_trans_bandwidth=0.5, verbose="ERROR")
+    if len(taps) > raw.n_times:
+        raise SignalError(f"EEG too short for a notch filter at {freq:g} Hz: {raw.n_times} samples "
+                          f"({raw.n_times / fs:.3g} s) but the filter has {len(taps)} taps "
+                          f"({len(taps) / fs:.3g} s)")
+    return raw.copy().notch_filter(freqs, fir_design="firwin", verbose="ERROR")
+
+
+def average_reference(raw):
+    """A copy of ``raw`` re-referenced to the average of its EEG channels.
+
+    Introduced in chapter 14_eeg. After it, the mean over channels is zero at every sample;
+    the reference is applied to the data (not kept as a projector).
+    """
+    raw = _check_raw(raw)
+    out = raw.copy()
+    out.set_eeg_reference("average", projection=False, verbose="ERROR")
+    return out
+
+
+# --------------------------------------------------------------------------- epochs
+def epochs_from_annotations(raw, labels: Sequence[str] | Mapping[str, str] | None = None,
+                            tmin: float = 0.0, tmax: float = 4.0, baseline=None):
+    """Epochs ``[tmin, tmax]`` s around every annotation whose description is in ``labels``.
+
+    Introduced in chapter 14_eeg. ``labels`` is a list of annotation descriptions (e.g.
+    ``["left_fist", "right_fist"]``) or a mapping ``{description: label}`` that renames
+    them (e.g. ``{"T1": "left_fist", "T2": "right_fist"}`` for a raw EDF file); ``None``
+    takes every description except MNE's ``BAD``/``EDGE`` markers. The event ids are the
+    labels in order (1, 2, ...). Epochs are not dropped for amplitude; an epoch reaching
+    outside the data is dropped by MNE. SignalError when no annotation matches.
+    """
+    import mne
+
+    raw = _check_raw(raw)
+    present = [str(d) for d in raw.annotations.description]
+    if labels is None:
+        labels = sorted({d for d in present if not d.upper().startswith(("BAD", "EDGE"))})
+    mapping = dict(labels) if isinstance(labels, Mapping) else {str(k): str(k) for k in labels}
+    found = [k for k in mapping if k in present]
+    if not found:
+        raise SignalError(f"EEG: no annotation {sorted(mapping)} to epoch; the recording has "
+                          f"{sorted(set(present)) or 'no annotations'}")
+    out_labels = list(dict.fromkeys(mapping[k] for k in mapping))
+    codes = {lab: i + 1 for i, lab in enumerate(out_labels)}
+    events, _ = mne.events_from_annotations(raw, event_id={k: codes[mapping[k]] for k in found},
+                                            verbose="ERROR")
+    event_id = {lab: c for lab, c in codes.items() if c in set(events[:, 2])}
+    return mne.Epochs(raw, events, event_id, tmin=tmin, tmax=tmax, baseline=baseline, picks="eeg",
+                      preload=True, reject_by_annotation=False, verbose="ERROR")
+
+
+def epochs_to_xy(epochs) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)``: data ``(n_epochs, n_channels, n_times)`` in volts and the string labels.
+
+    Introduced in chapter 14_eeg; ``X`` and ``y`` go straight into the decoders.
+    """
+    inv = {code: lab for lab, code in epochs.event_id.items()}
+    return epochs.get_data(copy=True), np.array([inv[c] for c in epochs.events[:, 2]])
+
+
+# --------------------------------------------------------------------------- band power
+def _bands(bands) -> dict[str, tuple[float, float]]:
+    if bands is None:
+        return dict(BANDS)
+    if isinstance(bands, Mapping):
+        out = {str(k): (float(v[0]), float(v[1])) for k, v in bands.items()}
+    else:
+        unknown = [b for b in bands if b not in BANDS]
+        if unknown:
+            raise SignalError(f"unknown band(s) {unknown}; known: {list(BANDS)} (or pass a dict)")
+        out = {b: BANDS[b] for b in bands}
+    for name, (lo, hi) in out.items():
+        if not (0 <= lo < hi):
+            raise SignalError(f"band {name!r}: {lo:g}-{hi:g} Hz is empty or negative")
+    return out
+
+
+def band_power(x, rate: float, bands=None, method: str = "welch", relative: bool = False,
+               what: str = "EEG") -> tuple[np.ndarray, list[str]]:
+    """Power per band of ``x`` whose **last axis is time** (MNE's convention), vectorised.
+
+    Introduced in chapter 14_eeg. Returns ``(power, band_names)`` with ``power`` of shape
+    ``x.shape[:-1] + (n_bands,)``: the PSD integrated over each band ``[low, high)`` (V² for
+    volts), or, with ``relative=True``, that power divided by the power between the lowest
+    and highest band edge (so relative powers of adjacent bands sum to 1). ``method`` is
+    ``"welch"`` (2-s Hamming segments, half overlap: 0.5 Hz resolution) or ``"multitaper"``
+    (:func:`mne.time_frequency.psd_array_multitaper`). ``bands`` is a list of names from
+    :data:`BANDS` or a dict ``{name: (low, high)}``.
+
+    SignalError when the rate is not positive, a band reaches Nyquist, the signal is shorter
+    than one cycle of the lowest band edge, or it holds NaN; a flat signal has zero power
+    and a relative power of NaN.
+    """
+    from mne.time_frequency import psd_array_multitaper, psd_array_welch
+
+    fs = _check_rate(rate, what)
+    b = _bands(bands)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 0 or x.shape[-1] < 2:
+        raise SignalError(f"{what}: too short for band power: shape {x.shape} (time is the last axis)")
+    if not np.all(np.isfinite(x)):
+        raise SignalError(f"{what}: {int((~np.isfinite(x)).sum())} NaN or infinite samples; "
+                          "band power needs complete data")
+    lo_all = min(lo for lo, _ in b.values())
+    hi_all = max(hi for _, hi in b.values())
+    for name, (lo, hi) in b.items():
+        _check_below_nyquist(hi, fs, what, f"the {name} band up to {hi:g} Hz")
+    n = x.shape[-1]
+    need = int(math.ceil(fs / max(lo_all, 0.5)))
+    if n < need:
+        raise SignalError(f"{what}: too short for band power from {lo_all:g} Hz: {n} samples "
+                          f"({n / fs:.3g} s) at {fs:g} Hz; needs at least one cycle, {need} samples")
+    if method == "welch":
+        seg = min(n, int(round(2 * fs)))
+        psd, freqs = psd_array_welch(x, fs, fmin=0.0, fmax=fs / 2, n_fft=seg, n_per_seg=seg,
+                                     n_overlap=seg // 2, verbose="ERROR")
+    elif method == "multitaper":
+        psd, freqs = psd_array_multitaper(x, fs, fmin=0.0, fmax=fs / 2, verbose="ERROR")
+    else:
+        raise SignalError(f"{what}: unknown band-power method {method!r} (use 'welch' or 'multitaper')")
+    df = float(freqs[1] - freqs[0])
+    out = np.stack([psd[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1) * df
+                    for lo, hi in b.values()], axis=-1)
+    if relative:
+        total = psd[..., (freqs >= lo_all) & (freqs < hi_all)].sum(axis=-1, keepdims=True) * df
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(total > 0, out / np.where(total > 0, total, 1.0), np.nan)
+    return out, list(b)
+
+
+def band_power_table(inst, bands=None, method: str = "welch", relative: bool = False) -> pd.DataFrame:
+    """Band power per channel of a Raw or Epochs as a DataFrame (rows channels, columns bands).
+
+    Introduced in chapter 14_eeg. For Epochs the power is computed per epoch and averaged
+    over epochs; units are V² (absolute) or a fraction (``relative=True``).
+    """
+    import mne
+
+    if isinstance(inst, mne.BaseEpochs):
+        picks = mne.pick_types(inst.info, eeg=True, exclude=[])
+        power, names = band_power(inst.get_data(picks=picks), inst.info["sfreq"], bands, method, relative)
+        power = power.mean(axis=0)
+    else:
+        raw = _check_raw(inst)
+        picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+        power, names = band_power(raw.get_data(picks=picks), raw.info["sfreq"], bands, method, relative)
+    return pd.DataFrame(power, index=pd.Index([inst.ch_names[i] for i in picks], name="channel"),
+                        columns=names)
+
+
+class BandPower(BaseEstimator, TransformerMixin):
+    """scikit-learn transformer: epochs ``(n, n_channels, n_times)`` -> band powers (chapter 14_eeg).
+
+    Output ``(n, n_channels * n_bands)``, channel-major; ``log=True`` (default) takes
+    log10 of absolute power, which makes it roughly Gaussian for a linear model.
+    """
+
+    def __init__(self, rate: float = 160.0, bands=("alpha", "beta"), method: str = "welch",
+                 relative: bool = False, log: bool = True):
+        self.rate = rate
+        self.bands = bands
+        self.method = method
+        self.relative = relative
+        self.log = log
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X)
+        if X.ndim != 3:
+            raise SignalError(f"BandPower: expected epochs (n, channels, times), got shape {X.shape}")
+        p, _ = band_power(X, self.rate, self.bands, self.method, self.relative)
+        if self.log:
+            p = np.log10(np.maximum(p, np.finfo(float).tiny))
+        return p.reshape(len(X), -1)
+
+
+# --------------------------------------------------------------------------- decoders
+def csp_lda(n_components: int = 4, reg=None):
+    """Common spatial patterns (log-variance of ``n_components`` filters) + LDA (chapter 14_eeg).
+
+    The classic motor-imagery decoder: CSP finds spatial filters whose output variance
+    differs most between two classes (mu/beta desynchronisation over the motor cortex
+    opposite the imagined hand), LDA separates their log-variances.
+    """
+    from mne.decoding import CSP
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("csp", CSP(n_components=n_components, reg=reg, log=True)),
+                     ("lda", LinearDiscriminantAnalysis())])
+
+
+def bandpower_logistic(rate: float = 160.0, bands=("alpha", "beta"), C: float = 1.0):
+    """Baseline decoder: log band power per channel -> standardise -> logistic regression
+    (chapter 14_eeg)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline([("bandpower", BandPower(rate=rate, bands=bands)),
+                     ("scale", StandardScaler()),
+                     ("logreg", LogisticRegression(C=C, max_iter=2000))])
+
+
+@dataclass
+class CVResult:
+    """Cross-validated accuracy of a decoder (chapter 14_eeg).
+
+    ``chance`` is the share of the majority class: what always guessing it scores.
+    """
+
+    scores: np.ndarray
+    n_trials: int
+    class_counts: dict = field(default_factory=dict)
+    n_splits: int = 5
+    n_repeats: int = 10
+    seed: int = 0
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.scores))
+
+    @property
+    def chance(self) -> float:
+        return max(self.class_counts.values()) / self.n_trials if self.n_trials else float("nan")
+
+    def __str__(self) -> str:
+        return (f"accuracy {self.mean:.3f} ± {self.std:.3f} over {len(self.scores)} folds "
+                f"({self.n_repeats} x {self.n_splits}-fold, seed {self.seed}); {self.n_trials} trials "
+                f"{self.class_counts}; chance {self.chance:.3f}")
+
+
+def cross_validate(pipeline, X, y, n_splits: int = 5, n_repeats: int = 10, seed: int = 0) -> CVResult:
+    """Repeated stratified k-fold accuracy of ``pipeline`` on ``(X, y)`` (chapter 14_eeg).
+
+    With few trials (45 in one eegmmidb subject) a single 5-fold split swings by ±10
+    points with the shuffle; repeating it ``n_repeats`` times with a seeded shuffle gives a
+    steadier mean. SignalError when a class has fewer trials than ``n_splits``.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise SignalError(f"cross_validate: {len(X)} epochs but {len(y)} labels")
+    labels, counts = np.unique(y, return_counts=True)
+    if len(labels) < 2:
+        raise SignalError(f"cross_validate: one class only ({labels.tolist()}); nothing to decode")
+    if counts.min() < n_splits:
+        raise SignalError(f"cross_validate: class {labels[counts.argmin()]!r} has {counts.min()} trials, "
+                          f"fewer than the {n_splits} folds")
+    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+    scores = cross_val_score(clone(pipeline), X, y, cv=cv, scoring="accuracy")
+    return CVResult(np.asarray(scores), len(y), {str(k): int(c) for k, c in zip(labels, counts)},
+                    n_splits, n_repeats, seed)
+
+
+# --------------------------------------------------------------------------- data
+def motor_imagery_epochs(data_dir, subject: str = "S001", runs: Sequence[int] = MOTOR_IMAGERY_RUNS,
+                         l_freq: float = 8.0, h_freq: float = 30.0, tmin: float = 0.5, tmax: float = 2.5):
+    """Imagined left vs right fist epochs of one eegmmidb subject (chapter 14_eeg).
+
+    ``data_dir`` is the folder holding the eegmmidb runs (or its parent, the shared data
+    folder with an ``eegmmidb/`` inside). The runs are read with
+    :func:`mmlab.io.read_eegmmidb` (T1 -> ``left_fist``, T2 -> ``right_fist``), concatenated,
+    band-passed to ``l_freq``-``h_freq`` Hz (the mu and beta rhythms) and cut
+    ``tmin``-``tmax`` s after each cue: the classic CSP recipe. Subject 1 gives 45 epochs.
+    """
+    from pathlib import Path
+
+    from mmlab.io import read_eegmmidb
+
+    root = Path(data_dir).expanduser()
+    if (root / "eegmmidb").is_dir():
+        root = root / "eegmmidb"
+    rec = read_eegmmidb(root, subjects=[subject], runs=list(runs))[subject]
+    raw = recording_to_raw(rec)
+    if l_freq is not None or h_freq is not None:
+        raw = bandpass(raw, l_freq, h_freq)
+    return epochs_from_annotations(raw, ["left_fist", "right_fist"], tmin=tmin, tmax=tmax)
+
+
+#: Channels of the synthetic montage: a 10-20 / 10-10 subset around the motor cortex.
+SIM_CHANNELS = ("Fz", "F3", "F4", "FC3", "FCz", "FC4", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
+                "CP3", "CPz", "CP4", "P3", "Pz", "P4", "O1", "O2")
+
+
+def simulate_motor_imagery(n_trials: int = 40, rate: float = 160.0, erd: float = 0.5, seed: int = 0,
+                           trial_s: float = 4.0, rest_s: float = 4.0):
+    """A synthetic EEG with planted lateralised mu desynchronisation, as an ``mne.io.Raw``.
+
+    Introduced in chapter 14_eeg as the known answer for the decoders. Two mu-rhythm
+    sources (narrow-band 9-13 Hz noise, about 10 µV) sit under C3 (left motor cortex) and
+    C4 (right), an occipital alpha source under O1/O2, each spread over the scalp by a
+    Gaussian fall-off with distance; every channel adds its own 1/f background and a common
+    drift. Trials alternate ``left_fist``/``right_fist`` (shuffled, balanced) with
+    ``rest`` in between, annotated like eegmmidb. Imagining one hand lowers the mu
+    amplitude of the *opposite* hemisphere by ``erd`` (0.5: to half) from 0.5 s after the
+    cue to its end (event-related desynchronisation). Volts; montage positions set.
+    """
+    import mne
+    from scipy import signal as sps
+
+    fs = _check_rate(rate, "simulate_motor_imagery")
+    _check_below_nyquist(13.0, fs, "simulated EEG", "the mu band")
+    if not 0 <= erd < 1:
+        raise SignalError(f"simulate_motor_imagery: erd must be in [0, 1), got {erd!r}")
+    rng = np.random.default_rng(seed)
+    n_trials = int(n_trials)
+    labels = rng.permutation(np.repeat(["left_fist", "right_fist"], [n_trials - n_trials // 2, n_trials // 2]))
+    period = trial_s + rest_s
+    total = rest_s + n_trials * period
+    n = int(round(total * fs))
+    t = np.arange(n) / fs
+
+    def narrow(lo, hi):
+        sos = sps.butter(4, [lo, hi], btype="bandpass", fs=fs, output="sos")
+        z = sps.sosfiltfilt(sos, rng.standard_normal(n))
+        return z / z.std()
+
+    gain = {"C3": np.ones(n), "C4": np.ones(n)}
+    onsets = rest_s + np.arange(n_trials) * period
+    ramp = 0.25  # s, smooth onset/offset of the desynchronisation
+    for onset, lab in zip(onsets, labels):
+        side = "C4" if lab == "left_fist" else "C3"  # contralateral
+        a, b = onset + 0.5, onset + trial_s
+        w = np.clip(np.minimum((t - a) / ramp, (b - t) / ramp), 0.0, 1.0)
+        gain[side] = gain[side] * (1 - erd * w)
+    mu_amp, alpha_amp = 10e-6, 8e-6
+    sources = {"C3": mu_amp * gain["C3"] * narrow(9.0, 13.0),
+               "C4": mu_amp * gain["C4"] * narrow(9.0, 13.0),
+               "Oz": alpha_amp * narrow(8.5, 11.5)}
+    montage = mne.channels.make_standard_montage("standard_1005")
+    pos = montage.get_positions()["ch_pos"]
+    xyz = np.array([pos[c] for c in SIM_CHANNELS])
+    data = np.zeros((len(SIM_CHANNELS), n))
+    for src, sig in sources.items():
+        d = np.linalg.norm(xyz - pos[src], axis=1)
+        data += np.exp(-(d ** 2) / (2 * 0.03 ** 2))[:, None] * sig[None, :]
+    f = np.fft.rfftfreq(n, 1 / fs)
+    shape = 1.0 / np.sqrt(np.maximum(f, 1.0))  # 1/f power
+    for i in range(len(SIM_CHANNELS)):
+        spec = np.fft.rfft(rng.standard_normal(n)) * shape
+        z = np.fft.irfft(spec, n)
+        data[i] += 4e-6 * z / z.std()
+    data += 2e-6 * np.cumsum(rng.standard_normal(n)) / np.sqrt(fs * 60)  # slow common drift
+    info = mne.create_info(list(SIM_CHANNELS), fs, ch_types="eeg")
+    raw = mne.io.RawArray(data, info, verbose="ERROR")
+    raw.set_montage(montage, verbose="ERROR")
+    rest_onsets = np.concatenate([[0.0], onsets + trial_s])[:n_trials]
+    raw.set_annotations(mne.Annotations(
+        np.concatenate([onsets, rest_onsets]),
+        np.concatenate([np.full(n_trials, trial_s), np.full(n_trials, rest_s)]),
+        list(labels) + ["rest"] * n_trials))
+    return raw
