@@ -248,3 +248,14 @@ def test_roles():
     assert cell_role(_answer("x")) == "answer"
     assert cell_role(_test("x")) == "test"
     assert cell_role(nbformat.v4.new_code_cell("x")) == "plain"
+
+
+def test_errors_in_plain_cells_are_reported_with_the_failing_task(tmp_path, solution, sources):
+    nb = copy.deepcopy(solution)
+    _cell_by_id(nb, "hr_answer").source = "def mean_heart_rate(rr_s):\n    return 0.0"
+    pos = nb.cells.index(_cell_by_id(nb, "hr_test"))
+    nb.cells.insert(pos, nbformat.v4.new_code_cell("raise ValueError('broken setup')"))
+    tasks, _ = _grade(tmp_path, nb, sources)
+    error = tasks["hr_test"]["error"]
+    assert "raised ValueError: broken setup" in error and "then AssertionError" in error
+    assert tasks["samples_test"]["error"] is None

@@ -217,8 +217,8 @@ def grade_notebook(path: Path, source_dir: Path | None = None, cell_timeout: flo
         if role != "test":
             if i in fatal:
                 answer_problems.append(f"cell {gid or i} {fatal[i]}")
-            elif role == "answer" and _error_text(cell):
-                answer_problems.append(f"answer {gid} raised {_error_text(cell)}")
+            elif _error_text(cell):
+                answer_problems.append(f"{'answer ' + gid if gid else f'cell {i}'} raised {_error_text(cell)}")
             continue
         max_points = float(next(nbgrader_meta(c)["points"] for c in src.cells
                                 if nbgrader_meta(c).get("grade_id") == gid))
