@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -202,12 +202,16 @@ class Clock:
         return 1.0 + self.drift_ppm * 1e-6
 
     def to_device(self, t_ref):
-        return self.offset_s + self.scale * np.asarray(t_ref, dtype=float) if np.ndim(t_ref) \
-            else self.offset_s + self.scale * float(t_ref)
+        """Device time(s) of reference time(s) ``t_ref`` (a float for a scalar)."""
+        if np.ndim(t_ref):
+            return self.offset_s + self.scale * np.asarray(t_ref, dtype=float)
+        return self.offset_s + self.scale * float(t_ref)
 
     def to_reference(self, t_dev):
-        return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale if np.ndim(t_dev) \
-            else (float(t_dev) - self.offset_s) / self.scale
+        """Reference time(s) of device time(s) ``t_dev`` (a float for a scalar)."""
+        if np.ndim(t_dev):
+            return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale
+        return (float(t_dev) - self.offset_s) / self.scale
 
     def truth(self) -> dict:
         return {"offset_s": self.offset_s, "drift_ppm": self.drift_ppm, "jitter_s": self.jitter_s}
@@ -347,11 +351,3 @@ def build_cohort(scenario: str, recordings: list[Recording], participants: pd.Da
         "synthetic": True, **meta,
     })
 
-
-def run_subjects(fn: Callable[[int], tuple[Recording, dict]], n: int) -> tuple[list[Recording], list[dict]]:
-    recs, rows = [], []
-    for i in range(n):
-        rec, row = fn(i)
-        recs.append(rec)
-        rows.append(row)
-    return recs, rows
