@@ -11,8 +11,8 @@ flat stretches skipped instead of fed to a detector, and a scoring helper.
   (``"biosppy-hamilton"``, ``"biosppy-engzee"``);
 * :func:`rr_intervals` — RR intervals in seconds, NaN where an interval spans bad samples;
 * :func:`hrv_time` — mean HR, MeanNN, SDNN, RMSSD, pNN50 (neurokit2's conventions);
-* :func:`hrv_frequency` — LF, HF, LF/HF from the RR series by Welch (interpolated at 4 Hz)
-  or Lomb-Scargle (unevenly sampled, no interpolation);
+* :func:`rr_psd` / :func:`hrv_frequency` — the RR spectrum and LF, HF, LF/HF, by Welch
+  (interpolated at 4 Hz) or Lomb-Scargle (unevenly sampled, no interpolation);
 * :func:`beat_sqi` / :func:`quality` — a template-correlation quality index per beat, or
   neurokit2's ``ecg_quality`` methods;
 * :func:`match_peaks` — precision/recall/F1 of detected against reference beats.
@@ -32,7 +32,7 @@ from mmlab.bio.quality import as_signal, clipped_mask, flat_mask, mask_runs
 from mmlab.errors import SignalError
 
 __all__ = ["DETECTORS", "MIN_RATE_HZ", "clean", "detect_r_peaks", "rr_intervals", "hrv_time",
-           "hrv_frequency", "beat_sqi", "quality", "match_peaks", "valid_mask", "HRV_BANDS"]
+           "rr_psd", "hrv_frequency", "beat_sqi", "quality", "match_peaks", "valid_mask", "HRV_BANDS"]
 
 #: The lowest sampling rate we accept for an ECG: the QRS complex lasts ~100 ms, and
 #: R-peak timing to a few ms needs at least 100 samples per second.
@@ -239,9 +239,9 @@ def hrv_time(rr_s) -> dict:
     return out
 
 
-def hrv_frequency(rr_s, times_s=None, method: str = "welch", interp_hz: float = 4.0,
-                  segment_s: float = 120.0, min_duration_s: float = 60.0) -> dict:
-    """Frequency-domain HRV: power (ms²) in the VLF, LF and HF bands of :data:`HRV_BANDS`.
+def rr_psd(rr_s, times_s=None, method: str = "welch", interp_hz: float = 4.0,
+           segment_s: float = 120.0, min_duration_s: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectral density (ms²/Hz) of an RR series: ``(frequencies_hz, psd)``.
 
     Introduced in chapter 12_ecg_hrv. ``times_s`` are the times of the intervals (e.g. the
     second beat of each, ``peaks[1:] / fs``); they are needed when ``rr_s`` has NaN, and
@@ -249,14 +249,13 @@ def hrv_frequency(rr_s, times_s=None, method: str = "welch", interp_hz: float = 
 
     * ``method="welch"``: the valid intervals are interpolated with a cubic spline at
       ``interp_hz`` (4 Hz), then Welch's method (Hann windows of ``segment_s`` s, 50 %
-      overlap, linear detrend) estimates the power spectral density;
+      overlap, linear detrend) estimates the density;
     * ``method="lomb"``: the Lomb-Scargle periodogram of the unevenly spaced intervals
       (scipy), scaled to a one-sided density; gaps need no interpolation.
 
-    Returns ``vlf``, ``lf``, ``hf`` (ms²), ``lf_hf``, ``lf_nu`` and ``hf_nu`` (% of LF+HF),
-    and the peak frequencies ``lf_peak_hz`` and ``hf_peak_hz`` (the latter usually the
-    breathing rate). Raises :class:`SignalError` for less than ``min_duration_s`` (60 s)
-    of intervals: the LF band's slowest wave lasts 25 s.
+    Either way the density integrates to the variance of the series. Raises
+    :class:`SignalError` for less than ``min_duration_s`` (60 s) of intervals: the LF
+    band's slowest wave lasts 25 s.
     """
     from scipy import interpolate
     from scipy import signal as sps
@@ -284,14 +283,24 @@ def hrv_frequency(rr_s, times_s=None, method: str = "welch", interp_hz: float = 
         grid = np.arange(t[0], t[-1], 1.0 / interp_hz)
         y = interpolate.CubicSpline(t, rr)(grid)
         nper = min(len(y), int(round(segment_s * interp_hz)))
-        f, psd = sps.welch(y, fs=interp_hz, window="hann", nperseg=nper, noverlap=nper // 2,
-                           detrend="linear", scaling="density")
-    else:
-        y = rr - rr.mean()
-        df = 1.0 / (4.0 * span)
-        f = np.arange(df, 0.5 + df / 2, df)
-        p = sps.lombscargle(t, y, 2.0 * np.pi * f)
-        psd = 2.0 * p / (len(t) / span)  # one-sided density: integrates to the variance
+        return sps.welch(y, fs=interp_hz, window="hann", nperseg=nper, noverlap=nper // 2,
+                         detrend="linear", scaling="density")
+    y = rr - rr.mean()
+    df = 1.0 / (4.0 * span)
+    f = np.arange(df, 0.5 + df / 2, df)
+    p = sps.lombscargle(t, y, 2.0 * np.pi * f)
+    return f, 2.0 * p / (len(t) / span)  # one-sided density: integrates to the variance
+
+
+def hrv_frequency(rr_s, times_s=None, method: str = "welch", **kwargs) -> dict:
+    """Frequency-domain HRV: power (ms²) in the VLF, LF and HF bands of :data:`HRV_BANDS`.
+
+    Introduced in chapter 12_ecg_hrv. The spectrum comes from :func:`rr_psd` (``method``
+    ``"welch"`` or ``"lomb"``; keyword arguments go there). Returns ``vlf``, ``lf``, ``hf``
+    (ms²), ``lf_hf``, ``lf_nu`` and ``hf_nu`` (% of LF+HF), and the peak frequencies
+    ``lf_peak_hz`` and ``hf_peak_hz`` (the latter usually the breathing rate).
+    """
+    f, psd = rr_psd(rr_s, times_s, method=method, **kwargs)
     df = float(np.mean(np.diff(f)))
     out = {}
     peaks = {}
