@@ -16,9 +16,21 @@ identical arrays, offline. One function per scenario does the same:
   failure label with bearing-defect physics.
 
 Every scenario shares knobs for noise, between-subject variability, per-modality
-informativeness, missing modalities, sensor dropouts (NaN runs) and device clocks
-(offset, drift, timestamp jitter), and writes their ground truth into ``Recording.meta``
-(``clock_truth``, ``dropouts``, ``missing``, ``truth``). The building blocks live in
+informativeness, missing modalities, sensor dropouts and device clocks (offset, drift,
+timestamp jitter), and writes their ground truth into ``Recording.meta``:
+
+* ``clock_truth[device] = {"offset_s", "drift_ppm", "jitter_s"}`` with
+  ``device_time = offset_s + (1 + drift_ppm * 1e-6) * reference_time``; the scenario's
+  ``reference_device`` has zeros, and annotations are on its clock;
+* ``dropouts``: ``{"stream", "start", "end", "clock": "device", "ref_start", "ref_end",
+  "fill"}`` — samples of a regular stream with ``start <= t < end`` (its device seconds)
+  are NaN (``fill="nan"``); irregular streams lose those samples (``fill="cut"``);
+* ``missing``: devices/modalities left out; ``truth``: scenario-specific ground truth
+  (R peaks, SCR onsets, breaths, sepsis onset, bearing defect frequencies...).
+
+With ``clock_offset_s``, ``clock_drift_ppm``, ``timestamp_jitter_s`` and
+``dropout_per_hour`` at 0 the devices are perfectly aligned and gap-free. The building
+blocks live in
 :mod:`~mmlab.synth.physio`, :mod:`~mmlab.synth.voice`, :mod:`~mmlab.synth.text`,
 :mod:`~mmlab.synth.images` and :mod:`~mmlab.synth.vibration`.
 """

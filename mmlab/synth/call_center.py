@@ -20,7 +20,8 @@ The label shows in the caller's voice (dissatisfied: higher F0 +2.5 semitones, l
 and in the heart rate (dissatisfied callers' HR climbs during the call). Participants:
 ``participant_id``, ``sex``, ``age``, ``intent`` (why they called), ``satisfaction``,
 ``has_wearable``. Ground truth in ``Recording.meta``: ``clock_truth``, ``dropouts``,
-``missing``, ``truth`` (label, voice parameters, resting HR).
+``missing``, ``truth`` (label, voice parameters, resting HR). ``timestamp_jitter_s`` has no
+effect here: both streams are regular.
 """
 
 from __future__ import annotations
