@@ -228,6 +228,9 @@ def test_xcorr_lag_recovers_a_fractional_lag_with_its_sign():
     est = align.xcorr_lag(x, y, rate, max_lag_s=2.0)
     assert est.lag_s == pytest.approx(lag, abs=0.01) and est.corr > 0.95
     assert align.xcorr_lag(y, x, rate, max_lag_s=2.0).lag_s == pytest.approx(-lag, abs=0.01)
+    lags, r = align.xcorr_curve(x, y, rate, max_lag_s=2.0)
+    assert len(lags) == 41 and lags[np.nanargmax(r)] == pytest.approx(0.3)
+    assert est.curve["corr"].max() == pytest.approx(np.nanmax(r))
     y[100:300] = np.nan  # NaN samples are left out
     assert align.xcorr_lag(x, y, rate, max_lag_s=2.0).lag_s == pytest.approx(lag, abs=0.01)
 

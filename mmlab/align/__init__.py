@@ -45,6 +45,7 @@ from mmlab.align.clocks import (
     regularize,
     tap_offset,
     to_reference,
+    xcorr_curve,
     xcorr_lag,
     xcorr_offset,
 )
@@ -63,7 +64,7 @@ __all__ = [
     "resample", "interpolate_irregular", "common_grid", "grid_times", "rational_ratio",
     "median_interval",
     "LABEL_RULES", "window_table", "window_labels",
-    "Lag", "jolt_times", "event_offset", "tap_offset", "xcorr_lag", "xcorr_offset",
+    "Lag", "jolt_times", "event_offset", "tap_offset", "xcorr_curve", "xcorr_lag", "xcorr_offset",
     "offset_track", "fit_drift", "estimate_clock", "to_reference", "align_recording",
     "dejitter", "regularize",
     "find_gaps", "valid_intervals", "coverage", "presence_mask",

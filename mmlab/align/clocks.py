@@ -16,8 +16,8 @@ measuring that lag at one or more moments:
   hand): :func:`jolt_times` finds the jolts, :func:`event_offset` pairs them up,
   :func:`tap_offset` does both;
 * by **cross-correlation** of signals that co-vary (EDA on chest and wrist, two
-  accelerometers on one body): :func:`xcorr_lag` on arrays, :func:`xcorr_offset` on
-  streams, with a parabolic sub-sample refinement of the correlation peak;
+  accelerometers on one body): :func:`xcorr_curve` and :func:`xcorr_lag` on arrays,
+  :func:`xcorr_offset` on streams, with a parabolic sub-sample refinement of the peak;
 * several lags along the session give the drift: :func:`offset_track` measures them in
   segments, :func:`fit_drift` fits the line, :func:`estimate_clock` does both.
 
@@ -28,7 +28,8 @@ measuring that lag at one or more moments:
 from __future__ import annotations
 
 import math
-from typing import Mapping, NamedTuple
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -39,16 +40,19 @@ from mmlab.align.resample import median_interval, resample
 from mmlab.errors import SignalError
 from mmlab.recording import Recording, Stream
 
-__all__ = ["Lag", "jolt_times", "event_offset", "tap_offset", "xcorr_lag", "xcorr_offset",
-           "offset_track", "fit_drift", "estimate_clock", "to_reference", "align_recording",
+__all__ = ["Lag", "jolt_times", "event_offset", "tap_offset", "xcorr_curve", "xcorr_lag",
+           "xcorr_offset", "offset_track", "fit_drift", "estimate_clock", "to_reference", "align_recording",
            "dejitter", "regularize"]
 
 
-class Lag(NamedTuple):
-    """A lag estimate: ``lag_s`` (how far ``other`` runs behind ``ref``) and the peak correlation."""
+@dataclass(frozen=True)
+class Lag:
+    """A lag estimate: ``lag_s`` (how far ``other`` runs behind ``ref``), the peak
+    correlation ``corr``, and the correlation ``curve`` (columns ``lag_s``, ``corr``) to plot."""
 
     lag_s: float
     corr: float
+    curve: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
 
 def _parabolic(y_m1: float, y0: float, y_p1: float) -> float:
@@ -180,17 +184,13 @@ def tap_offset(ref: Stream, other: Stream, *, start: float, end: float, max_offs
 
 
 # ------------------------------------------------------------------ cross-correlation
-def xcorr_lag(x, y, rate: float, max_lag_s: float) -> Lag:
-    """How far ``y`` lags ``x`` (s, positive: ``y`` is late), by normalised cross-correlation.
+def xcorr_curve(x, y, rate: float, max_lag_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised cross-correlation of ``y`` against ``x`` at every lag within ``+-max_lag_s``.
 
     ``x`` and ``y`` are samples on the same grid (same rate, same length); NaN samples are
-    left out of every sum. The correlation at each lag is Pearson-like over the overlapping
-    valid pairs. The best lag within ``+-max_lag_s`` is refined to a fraction of a sample
-    by a parabola through the peak and its two neighbours. The parabola pulls a *sharp*
-    peak (one or two samples wide) towards the nearest sample, by up to a tenth of a
-    sample; :func:`xcorr_offset` avoids that by correlating upsampled signals. A peak on the
-    edge of the range means the true lag may lie beyond it, which raises
-    :class:`~mmlab.errors.SignalError`.
+    left out of every sum. Returns ``(lags_s, r)``: ``r`` is Pearson-like over the
+    overlapping valid pairs at each lag (NaN where fewer than a quarter of the samples
+    overlap), and a peak at a positive lag means ``y`` is late.
     """
     rate = _positive(rate, "rate")
     max_lag_s = _positive(max_lag_s, "max_lag_s")
@@ -220,18 +220,32 @@ def xcorr_lag(x, y, rate: float, max_lag_s: float) -> Lag:
     pairs = correlate(fy, fx, mode="full", method="fft")[keep]
     ex = correlate(fy, zx * zx, mode="full", method="fft")[keep]
     ey = correlate(zy * zy, fx, mode="full", method="fft")[keep]
-    lags = lags[keep]
     with np.errstate(invalid="ignore", divide="ignore"):
         r = num / np.sqrt(ex * ey)
-    r[(pairs < max(3.0, 0.25 * n)) | ~np.isfinite(r)] = -np.inf
+    r[(pairs < max(3.0, 0.25 * n)) | ~np.isfinite(r)] = np.nan
+    return lags[keep] / rate, r
+
+
+def xcorr_lag(x, y, rate: float, max_lag_s: float) -> Lag:
+    """How far ``y`` lags ``x`` (s, positive: ``y`` is late), by normalised cross-correlation.
+
+    The peak of :func:`xcorr_curve` within ``+-max_lag_s``, refined to a fraction of a
+    sample by a parabola through the peak and its two neighbours. The parabola pulls a
+    *sharp* peak (one or two samples wide) towards the nearest sample, by up to a tenth of
+    a sample; :func:`xcorr_offset` avoids that by correlating upsampled signals. A peak on
+    the edge of the range means the true lag may lie beyond it, which raises
+    :class:`~mmlab.errors.SignalError`. The returned :class:`Lag` carries the curve.
+    """
+    lags, r = xcorr_curve(x, y, rate, max_lag_s)
     if not np.isfinite(r).any():
         raise SignalError("x and y have too few valid samples in common at every lag")
-    i = int(np.argmax(r))
+    i = int(np.nanargmax(r))
     if i == 0 or i == len(r) - 1:
         raise SignalError(f"the correlation peaks at the edge of the lag range (+-{max_lag_s:g} s): "
                           "the lag may be larger; widen max_lag_s or centre the search (around_s)")
     d = _parabolic(r[i - 1], r[i], r[i + 1]) if np.isfinite(r[i - 1]) and np.isfinite(r[i + 1]) else 0.0
-    return Lag(float((lags[i] + d) / rate), float(r[i]))
+    step = lags[1] - lags[0]
+    return Lag(float(lags[i] + d * step), float(r[i]), pd.DataFrame({"lag_s": lags, "corr": r}))
 
 
 def _snap(stream: Stream, t: float, rate: float) -> float:
@@ -326,7 +340,8 @@ def xcorr_offset(ref: Stream, other: Stream, *, max_lag_s: float, around_s: floa
             raise SignalError(f"stream {s.name!r} has no valid data between {a:g} and {b:g} s "
                               "(all NaN: a dropout?)")
     lag = xcorr_lag(x[:m], y[:m], rate * upsample, max_lag_s)
-    return Lag((ay - ax) + lag.lag_s, lag.corr)
+    curve = lag.curve.assign(lag_s=lag.curve["lag_s"] + (ay - ax))
+    return Lag((ay - ax) + lag.lag_s, lag.corr, curve)
 
 
 def offset_track(ref: Stream, other: Stream, *, segment_s: float, max_lag_s: float,
