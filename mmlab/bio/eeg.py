@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from mmlab.errors import SignalError
 
 __all__ = [
-    "BANDS", "MOTOR_IMAGERY_RUNS", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
+    "BANDS", "MOTOR_IMAGERY_RUNS", "standard_montage_name", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
     "average_reference", "epochs_from_annotations", "epochs_to_xy", "band_power",
     "band_power_table", "BandPower", "csp_lda", "bandpower_logistic", "CVResult",
     "cross_validate", "motor_imagery_epochs", "simulate_motor_imagery",
@@ -117,6 +117,15 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
     return x, rate
 
 
+def standard_montage_name() -> str:
+    """The name of MNE's template 10-05 montage (``colin27_1005`` from MNE 1.13 on, else
+    ``standard_1005``)."""
+    import mne
+
+    names = mne.channels.get_builtin_montages()
+    return "colin27_1005" if "colin27_1005" in names else "standard_1005"
+
+
 def _check_raw(raw, what: str = "EEG"):
     import mne
 
@@ -130,7 +139,7 @@ def _check_raw(raw, what: str = "EEG"):
 
 # --------------------------------------------------------------------------- raw objects
 def to_raw(source, rate: float | None = None, channels: Sequence[str] | None = None,
-           montage: str | None = "standard_1005", what: str | None = None):
+           montage: str | None = "auto", what: str | None = None):
     """An ``mne.io.RawArray`` (volts) from a Stream, an array or a Raw, after :func:`check_eeg`.
 
     Introduced in chapter 14_eeg. ``source`` may be
@@ -139,7 +148,7 @@ def to_raw(source, rate: float | None = None, channels: Sequence[str] | None = N
     * an array ``(n_samples, n_channels)`` in volts, with ``rate`` and optional ``channels``;
     * an ``mne.io.Raw`` (copied and checked).
 
-    When channel names match ``montage`` (default: the standard 10-05 system), electrode
+    When channel names match ``montage`` (``"auto"``: MNE's template 10-05 system), electrode
     positions are set so that topographic plots work; unknown names are left without one.
     """
     import mne
@@ -175,12 +184,13 @@ def to_raw(source, rate: float | None = None, channels: Sequence[str] | None = N
     info = mne.create_info([str(c) for c in names], fs, ch_types="eeg")
     raw = mne.io.RawArray(x.T, info, verbose="ERROR")
     if montage:
+        montage = standard_montage_name() if montage == "auto" else montage
         raw.set_montage(montage, on_missing="ignore", match_case=False, verbose="ERROR")
     return raw
 
 
 def recording_to_raw(recording, streams: Sequence[str] | None = None, kinds: Iterable[str] = ("label",),
-                     montage: str | None = "standard_1005"):
+                     montage: str | None = "auto"):
     """One ``mne.io.Raw`` from the EEG streams of a Recording, with its annotations.
 
     Introduced in chapter 14_eeg. ``streams`` defaults to every stream of modality ``eeg``
@@ -372,7 +382,8 @@ def band_power(x, rate: float, bands=None, method: str = "welch", relative: bool
         psd, freqs = psd_array_welch(x, fs, fmin=0.0, fmax=fs / 2, n_fft=seg, n_per_seg=seg,
                                      n_overlap=seg // 2, verbose="ERROR")
     elif method == "multitaper":
-        psd, freqs = psd_array_multitaper(x, fs, fmin=0.0, fmax=fs / 2, verbose="ERROR")
+        psd, freqs = psd_array_multitaper(x, fs, fmin=0.0, fmax=fs / 2, normalization="full",
+                                          verbose="ERROR")
     else:
         raise SignalError(f"{what}: unknown band-power method {method!r} (use 'welch' or 'multitaper')")
     df = float(freqs[1] - freqs[0])
@@ -434,6 +445,27 @@ class BandPower(BaseEstimator, TransformerMixin):
 
 
 # --------------------------------------------------------------------------- decoders
+_QUIET_CSP = None
+
+
+def _quiet_csp_class():
+    """``mne.decoding.CSP`` whose ``fit`` does not log its rank estimation at INFO level."""
+    global _QUIET_CSP
+    if _QUIET_CSP is None:
+        import mne
+        from mne.decoding import CSP
+
+        class QuietCSP(CSP):
+            __doc__ = CSP.__doc__
+
+            def fit(self, X, y):
+                with mne.utils.use_log_level("ERROR"):
+                    return super().fit(X, y)
+
+        _QUIET_CSP = QuietCSP
+    return _QUIET_CSP
+
+
 def csp_lda(n_components: int = 4, reg=None):
     """Common spatial patterns (log-variance of ``n_components`` filters) + LDA (chapter 14_eeg).
 
@@ -441,11 +473,10 @@ def csp_lda(n_components: int = 4, reg=None):
     differs most between two classes (mu/beta desynchronisation over the motor cortex
     opposite the imagined hand), LDA separates their log-variances.
     """
-    from mne.decoding import CSP
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("csp", CSP(n_components=n_components, reg=reg, log=True)),
+    return Pipeline([("csp", _quiet_csp_class()(n_components=n_components, reg=reg, log=True)),
                      ("lda", LinearDiscriminantAnalysis())])
 
 
@@ -498,7 +529,8 @@ def cross_validate(pipeline, X, y, n_splits: int = 5, n_repeats: int = 10, seed:
 
     With few trials (45 in one eegmmidb subject) a single 5-fold split swings by ±10
     points with the shuffle; repeating it ``n_repeats`` times with a seeded shuffle gives a
-    steadier mean. SignalError when a class has fewer trials than ``n_splits``.
+    steadier mean. Runs with one BLAS thread (much faster for 64 x 64 covariances on a
+    busy machine). SignalError when a class has fewer trials than ``n_splits``.
     """
     from sklearn.base import clone
     from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
@@ -513,8 +545,12 @@ def cross_validate(pipeline, X, y, n_splits: int = 5, n_repeats: int = 10, seed:
     if counts.min() < n_splits:
         raise SignalError(f"cross_validate: class {labels[counts.argmin()]!r} has {counts.min()} trials, "
                           f"fewer than the {n_splits} folds")
+    from threadpoolctl import threadpool_limits
+
     cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
-    scores = cross_val_score(clone(pipeline), X, y, cv=cv, scoring="accuracy")
+    # small covariance matrices: one BLAS thread is fastest, and does not fight other processes
+    with threadpool_limits(limits=1):
+        scores = cross_val_score(clone(pipeline), X, y, cv=cv, scoring="accuracy")
     return CVResult(np.asarray(scores), len(y), {str(k): int(c) for k, c in zip(labels, counts)},
                     n_splits, n_repeats, seed)
 
@@ -594,7 +630,7 @@ def simulate_motor_imagery(n_trials: int = 40, rate: float = 160.0, erd: float =
     sources = {"C3": mu_amp * gain["C3"] * narrow(9.0, 13.0),
                "C4": mu_amp * gain["C4"] * narrow(9.0, 13.0),
                "Oz": alpha_amp * narrow(8.5, 11.5)}
-    montage = mne.channels.make_standard_montage("standard_1005")
+    montage = mne.channels.make_standard_montage(standard_montage_name())
     pos = montage.get_positions()["ch_pos"]
     xyz = np.array([pos[c] for c in SIM_CHANNELS])
     data = np.zeros((len(SIM_CHANNELS), n))
