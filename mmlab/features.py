@@ -305,21 +305,30 @@ class _IntervalStats:
         self.c_50 = _csum((np.abs(sd) > 50) & okd)
 
     def window(self, starts, ends) -> dict[str, np.ndarray]:
+        n_int = max(len(self.t) - 1, 0)
+        if n_int < 1:
+            nan = np.full(len(starts), np.nan)
+            return {"n": np.zeros(len(starts)), "mean": nan, "sd": nan, "rmssd": nan,
+                    "pnn50": nan, "covered_s": np.zeros(len(starts))}
         k0 = np.searchsorted(self.t, starts, side="left")
         k1 = np.searchsorted(self.t, ends, side="left")
-        j1 = np.maximum(k1 - 1, k0)          # intervals k0 .. k1-2
-        n = _range_sum(self.c_n, k0, j1)
-        sd_ = _range_sum(self.c_d, k0, j1)
-        sd2 = _range_sum(self.c_d2, k0, j1)
+        # intervals k0 .. k1-2 (both events in the window)
+        i0 = np.minimum(k0, n_int)
+        i1 = np.clip(k1 - 1, i0, n_int)
+        n = _range_sum(self.c_n, i0, i1)
+        sd_ = _range_sum(self.c_d, i0, i1)
+        sd2 = _range_sum(self.c_d2, i0, i1)
+        # successive differences k0 .. k1-3 (three events in the window)
+        d0 = np.minimum(k0, n_int - 1)
+        d1 = np.clip(k1 - 2, d0, n_int - 1)
+        m = _range_sum(self.c_m, d0, d1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = self.center + sd_ / n
             var = (sd2 - sd_ * sd_ / n) / (n - 1)
-            d1 = np.maximum(k1 - 2, k0)      # successive differences k0 .. k1-3
-            m = _range_sum(self.c_m, k0, d1)
-            rmssd = np.sqrt(_range_sum(self.c_sd2, k0, d1) / m)
-            pnn50 = 100.0 * _range_sum(self.c_50, k0, d1) / (m + 1)
+            rmssd = np.sqrt(_range_sum(self.c_sd2, d0, d1) / m)
+            pnn50 = 100.0 * _range_sum(self.c_50, d0, d1) / (m + 1)
         return {"n": n, "mean": mean, "sd": np.sqrt(np.maximum(var, 0.0)), "rmssd": rmssd,
-                "pnn50": pnn50, "covered_s": _range_sum(self.c_ms, k0, j1) / 1000.0}
+                "pnn50": pnn50, "covered_s": _range_sum(self.c_ms, i0, i1) / 1000.0}
 
 
 class EcgWindows(_SampledExtractor):

@@ -231,3 +231,17 @@ def test_partly_nan_and_flat_eda():
     flat = F.window_features(make_recording(eda=np.full(n, 3.0), audio=False), 30.0, 30.0)
     assert (flat["eda__q_flat"] == 1.0).all() and not flat["eda__q_ok"].any()
     assert flat["eda__scr_count"].isna().all()           # never invented, never a fake zero
+
+
+def test_frequent_dropouts_leave_short_islands_that_are_skipped_not_fatal():
+    """Seconds of data between two dropouts may hold less than the libraries need."""
+    from mmlab.synth import make_cohort
+
+    glitchy = make_cohort("stress_protocol", n_subjects=1, seed=1, fast=True,
+                          dropout_per_hour=60, dropout_mean_s=20)[0]
+    t = F.window_features(glitchy, 60.0, 5.0, clocks="truth")
+    assert (t["ecg__q_missing"] > 0).any() and t["resp__q_ok"].any()
+    late = t["start"] > t["start"].max() - 30             # near the end: after the last breath
+    assert np.isfinite(t.loc[~late, "resp__rate"]).any()
+    bad = t["ecg__q_missing"] > 0.5
+    assert t.loc[bad, "ecg__hr_mean"].isna().all()

@@ -28,7 +28,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from mmlab.bio.quality import as_signal, clipped_mask, flat_mask, mask_runs
+from mmlab.bio.quality import (SHORT_SEGMENT_S, SignalWarning, as_signal, clipped_mask, flat_mask,
+                               mask_runs)
 from mmlab.errors import SignalError
 
 __all__ = ["DETECTORS", "MIN_RATE_HZ", "clean", "detect_r_peaks", "rr_intervals", "hrv_time",
@@ -151,12 +152,19 @@ def _detect(x: np.ndarray, fs: float, method: str,
     found = []
     filtered = np.full(len(x), np.nan)
     for a, b in _segments(x, fs, "ECG", ok):
+        failure = None
         with _quiet():
             try:
                 p, f = _detect_segment(x[a:b], fs, method)
             except Exception as exc:
-                raise SignalError(f"ECG: R-peak detector {method!r} failed on samples {a}-{b} "
-                                  f"({type(exc).__name__}: {exc})") from exc
+                failure = exc
+        if failure is not None:
+            msg = (f"ECG: R-peak detector {method!r} failed on samples {a}-{b} "
+                   f"({type(failure).__name__}: {failure})")
+            if (b - a) / fs >= SHORT_SEGMENT_S:
+                raise SignalError(msg) from failure
+            warnings.warn(msg + "; this short stretch is skipped", SignalWarning, stacklevel=3)
+            continue
         filtered[a:b] = f
         p = p[(p >= 0) & (p < b - a)]
         found.append(p + a)
@@ -173,7 +181,9 @@ def detect_r_peaks(ecg, fs, method: str = "neurokit") -> np.ndarray:
     detection moved to the largest sample within ±50 ms, the R-wave maximum, as
     biosppy's ``correct_rpeaks`` does in ``biosppy.signals.ecg.ecg``. NaN gaps and flat stretches are skipped: no beat is
     ever reported inside them. Raises :class:`SignalError` for a rate below 100 Hz, a
-    signal shorter than 3 s, an all-NaN or entirely flat ECG, or when the library fails.
+    signal shorter than 3 s, an all-NaN or entirely flat ECG, or when the library fails
+    on a stretch longer than 30 s (a shorter stretch it fails on is skipped with a
+    :class:`~mmlab.bio.quality.SignalWarning`).
     """
     if method not in DETECTORS:
         raise SignalError(f"unknown R-peak detector {method!r}; choose one of {', '.join(DETECTORS)}")

@@ -23,8 +23,18 @@ import numpy as np
 
 from mmlab.errors import SignalError
 
-__all__ = ["as_signal", "check_rate", "finite_runs", "mask_runs", "flat_mask", "clipped_mask",
+__all__ = ["SignalWarning", "SHORT_SEGMENT_S", "as_signal", "check_rate", "finite_runs", "mask_runs", "flat_mask", "clipped_mask",
            "usable_mask", "SignalReport", "assess"]
+
+
+class SignalWarning(UserWarning):
+    """A stretch of a signal was skipped because a library could not process it."""
+
+
+#: A library failure on a valid stretch shorter than this skips the stretch (with a
+#: :class:`SignalWarning`) instead of failing the whole signal: a few seconds between two
+#: dropouts may simply hold too little for the method (e.g. less than one breath).
+SHORT_SEGMENT_S = 30.0
 
 
 def check_rate(fs, what: str = "signal", min_rate: float | None = None, why: str = "") -> float:

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from mmlab.bio.quality import as_signal, flat_mask, mask_runs
+from mmlab.bio.quality import SHORT_SEGMENT_S, SignalWarning, as_signal, flat_mask, mask_runs
 from mmlab.errors import SignalError
 
 __all__ = ["MIN_RATE_HZ", "clean", "detect_breaths", "breathing_rate"]
@@ -77,16 +77,27 @@ def _detect(x: np.ndarray, fs: float, cleaned: bool = False,
 
     troughs, peaks = [], []
     for a, b in _segments(x, fs, ok):
+        failure, info = None, None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 seg = x[a:b] if cleaned else nk.rsp_clean(x[a:b], sampling_rate=fs, method="khodadad2018")
-                _, info = nk.rsp_peaks(seg, sampling_rate=fs, method="khodadad2018")
+                if np.count_nonzero(np.diff(np.signbit(seg))) >= 4:  # at least two breaths
+                    _, info = nk.rsp_peaks(seg, sampling_rate=fs, method="khodadad2018")
             except Exception as exc:
-                raise SignalError(f"respiration: neurokit2 rsp_clean/rsp_peaks failed on samples "
-                                  f"{a}-{b} ({type(exc).__name__}: {exc})") from exc
+                failure = exc
+        if failure is not None:
+            msg = (f"respiration: neurokit2 rsp_clean/rsp_peaks failed on samples {a}-{b} "
+                   f"({type(failure).__name__}: {failure})")
+            if (b - a) / fs >= SHORT_SEGMENT_S:
+                raise SignalError(msg) from failure
+            warnings.warn(msg + "; this short stretch is skipped", SignalWarning, stacklevel=3)
+        if info is None:  # less than two breaths, or skipped: nothing reported here
+            continue
         troughs.append(np.asarray(info["RSP_Troughs"], dtype=np.int64) + a)
         peaks.append(np.asarray(info["RSP_Peaks"], dtype=np.int64) + a)
+    if not troughs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(troughs), np.concatenate(peaks)
 
 
