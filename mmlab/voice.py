@@ -45,7 +45,7 @@ __all__ = [
     "SILENCE_DB", "check_audio", "check_rate", "peak_level_db", "is_silent", "load", "pad_or_trim",
     "frame_times", "stft", "spectrogram", "melspectrogram", "log_mel", "mfcc", "mfcc_summary",
     "pitch_pyin", "pitch_praat", "pitch_summary", "jitter_shimmer", "egemaps", "egemaps_table",
-    "vad", "harmonic_tone", "pulse_train", "synthetic_words", "SYNTHETIC_WORDS", "MFCCSummary", "mfcc_linear_model",
+    "vad", "speech_overlap", "harmonic_tone", "pulse_train", "synthetic_words", "SYNTHETIC_WORDS", "MFCCSummary", "mfcc_linear_model",
     "LogMelCNN", "CNNClassifier",
 ]
 
@@ -402,15 +402,21 @@ def egemaps_table(clips: Sequence, sr: float) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- voice activity
-def vad(x, sr: float, top_db: float = 35.0, floor_db: float = SILENCE_DB, frame_length: int | None = None,
-        hop_length: int | None = None, min_speech_s: float = 0.05, min_gap_s: float = 0.1) -> pd.DataFrame:
+def vad(x, sr: float, top_db: float = 35.0, margin_db: float = 10.0, floor_db: float = SILENCE_DB,
+        frame_length: int | None = None, hop_length: int | None = None, min_speech_s: float = 0.05,
+        min_gap_s: float = 0.1) -> pd.DataFrame:
     """Speech segments by frame energy (chapter 11_voice): columns start, end, duration (s).
 
-    A frame (default 25 ms, 10 ms hop) is speech when its RMS is within ``top_db`` dB of
-    the loudest frame (``librosa.effects.split``) *and* above ``floor_db`` dBFS, so a
-    silent clip has no segments (librosa alone would call all of it speech). Gaps shorter
-    than ``min_gap_s`` are bridged, then segments shorter than ``min_speech_s`` dropped.
-    Energy VAD cannot tell speech from other loud sounds; that is its documented limit.
+    A frame (default 25 ms, 10 ms hop, RMS level in dBFS) is speech when it is above the
+    highest of three thresholds: ``top_db`` below the loudest frame, ``margin_db`` above
+    the noise floor (the 10th percentile of the frame levels), and ``floor_db`` dBFS
+    (so a silent clip has no speech: librosa alone would call all of it speech). The
+    decision itself is ``librosa.effects.split`` with that threshold. Gaps shorter than
+    ``min_gap_s`` are bridged, then segments shorter than ``min_speech_s`` dropped.
+
+    Limits: energy cannot tell speech from other loud sounds, and a clip with no pause
+    at all (trimmed words) has no noise floor to measure, so its quietest tenth counts as
+    "noise" and ``margin_db`` may trim soft edges; set ``margin_db=-inf`` then.
     """
     import librosa
 
@@ -423,7 +429,11 @@ def vad(x, sr: float, top_db: float = 35.0, floor_db: float = SILENCE_DB, frame_
     if len(y) < frame or is_silent(y, sr_i, floor_db):
         return empty
     rms = librosa.feature.rms(y=y, frame_length=frame, hop_length=hop, center=True)[0]
-    ref = max(float(rms.max()), 10 ** (floor_db / 20.0) * 10 ** (top_db / 20.0))
+    level = 20.0 * np.log10(np.maximum(rms, 1e-10))
+    threshold_db = max(float(level.max()) - top_db, float(np.percentile(level, 10)) + margin_db, floor_db)
+    if threshold_db >= level.max():
+        return empty
+    ref = 10 ** ((threshold_db + top_db) / 20.0)  # split() keeps frames above ref - top_db
     intervals = librosa.effects.split(y, top_db=top_db, ref=ref, frame_length=frame, hop_length=hop)
     segs: list[list[float]] = []
     for a, b in intervals:
@@ -437,6 +447,28 @@ def vad(x, sr: float, top_db: float = 35.0, floor_db: float = SILENCE_DB, frame_
         return empty
     arr = np.array(segs, dtype=float)
     return pd.DataFrame({"start": arr[:, 0], "end": arr[:, 1], "duration": arr[:, 1] - arr[:, 0]})
+
+
+def speech_overlap(found: pd.DataFrame, truth: pd.DataFrame, resolution_s: float = 0.01) -> dict:
+    """Agreement of two segment tables (columns start, end in s) on a ``resolution_s`` grid:
+    ``recall`` (share of true speech time found), ``precision`` (share of found time that
+    is true speech) and their harmonic mean ``f1``; NaN where a denominator is zero."""
+    ends = [float(t["end"].max()) for t in (found, truth) if len(t)]
+    n = int(math.ceil(max(ends, default=0.0) / resolution_s)) + 1
+    grid = (np.arange(n) + 0.5) * resolution_s
+
+    def mask(t: pd.DataFrame) -> np.ndarray:
+        m = np.zeros(n, dtype=bool)
+        for a, b in zip(t["start"], t["end"]):
+            m |= (grid >= a) & (grid < b)
+        return m
+
+    f, g = mask(found), mask(truth)
+    both = float((f & g).sum())
+    recall = both / g.sum() if g.sum() else np.nan
+    precision = both / f.sum() if f.sum() else np.nan
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else np.nan
+    return {"recall": recall, "precision": precision, "f1": f1}
 
 
 # ------------------------------------------------------------ known-answer signals

@@ -94,7 +94,12 @@ def test_minilm_embeddings_shape_norm_and_determinism():
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert np.array_equal(a, T.embed(texts))
     # batching does not change the result beyond float round-off
-    assert np.allclose(a, T.embed(texts, batch_size=1), atol=1e-5)
+    assert np.allclose(a, T.embed(texts, batch_size=1, cache=False), atol=1e-5)
+    assert np.allclose(a, T.embed(texts[::-1], cache=False)[::-1], atol=1e-5)
+    # the cache returns what the model gives, duplicates included
+    assert np.array_equal(T.embed(texts + texts[:1])[3], a[0])
+    raw = T.embed(texts, normalize_embeddings=False)
+    assert np.allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), a, atol=1e-5)
     assert T.embed("great service").shape == (384,)
     assert T.load_encoder() is T.load_encoder()
 
@@ -186,3 +191,19 @@ def test_uci_tfidf_and_vader_baselines_on_held_out_sentences(data_dir):
     assert acc["vader+logreg"] >= 0.78
     assert acc["vader rule"] >= 0.70
     assert isinstance(res, pd.DataFrame) and (res.n_test == 900).all()
+
+
+def test_repeated_splits_average_and_report_spread():
+    rng = np.random.default_rng(1)
+    texts = [f"{'good' if i % 2 else 'bad'} {'x' * int(rng.integers(1, 4))}" for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    one = T.evaluate_sentiment(texts, labels, embeddings=False, n_splits=1)
+    five = T.evaluate_sentiment(texts, labels, embeddings=False, n_splits=5)
+    assert (one.accuracy_sd == 0).all() and (five.n_test == 12).all()
+    assert five.set_index("model").loc["tfidf+logreg", "accuracy"] == 1.0
+    # no signal (every text the same, 3:1 classes): the model can only guess the majority
+    same = T.evaluate_sentiment(["same words"] * 40, [0] * 30 + [1] * 10, embeddings=False, n_splits=5,
+                                models={"tfidf": T.sentiment_models(embeddings=False)["tfidf+logreg"]})
+    assert same.accuracy[0] == same.majority[0] == 0.75
+    with pytest.raises(SignalError, match="n_splits"):
+        T.evaluate_sentiment(texts, labels, n_splits=0)

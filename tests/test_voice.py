@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mmlab import voice as V
@@ -164,6 +165,23 @@ def test_vad_finds_planted_speech_in_silence():
     assert len(found) == 3
     assert np.allclose(found.start, [a for a, _ in planted], atol=0.03)
     assert np.allclose(found.end, [b for _, b in planted], atol=0.03)
+
+
+def test_vad_measures_the_noise_floor():
+    # speech 25 dB above steady noise: within 35 dB of the peak, but 10 dB above the floor
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(2 * SR) * 10 ** (-45 / 20)).astype(np.float32)
+    seg, _ = V.pulse_train(140.0, 0.5, SR, jitter=0.01, seed=1)
+    x[SR // 2: SR // 2 + len(seg)] += seg
+    found = V.vad(x, SR)
+    assert len(found) == 1 and abs(found.start[0] - 0.5) < 0.03 and abs(found.end[0] - 1.0) < 0.03
+    assert len(V.vad(x, SR, margin_db=-np.inf)) == 1 and V.vad(x, SR, margin_db=-np.inf).duration[0] > 1.9
+    truth = pd.DataFrame({"start": [0.5], "end": [1.0]})
+    score = V.speech_overlap(found, truth)
+    assert score["recall"] > 0.95 and score["precision"] > 0.9
+    half = V.speech_overlap(pd.DataFrame({"start": [0.5], "end": [0.75]}), truth)
+    assert half["recall"] == pytest.approx(0.5, abs=0.02) and half["precision"] == 1.0
+    assert np.isnan(V.speech_overlap(truth.iloc[:0], truth)["precision"])
 
 
 def test_vad_bridges_short_gaps_and_finds_nothing_in_silence():
