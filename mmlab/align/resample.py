@@ -7,7 +7,9 @@ is detected. To compare or fuse them we put them on one time grid:
 * :func:`resample` — a regular stream to a new rate with an anti-aliasing filter
   (:func:`scipy.signal.resample_poly` with a rational approximation of the rate ratio), then,
   when the requested grid does not line up with the polyphase output, a cubic spline onto
-  the exact grid. NaN runs (dropouts) stay NaN; nothing is extrapolated.
+  the exact grid (exact enough for features; near the Nyquist frequency a spline shifts
+  timing a little towards the original samples, which is why the clock estimators keep
+  each stream on its own grid). NaN runs (dropouts) stay NaN; nothing is extrapolated.
 * :func:`interpolate_irregular` — an irregular stream (IBI at beat times) onto a regular
   grid, with NaN wherever the neighbouring samples are too far apart (a missed beat or a
   dropout) and outside the data.
