@@ -87,7 +87,7 @@ def _one_channel(stream: Stream, data: np.ndarray, channel: str | None) -> np.nd
         if channel not in stream.channels:
             raise SignalError(f"stream {stream.name!r} has no channel {channel!r}; channels: {stream.channels}")
         return data[:, stream.channels.index(channel)]
-    return data[:, 0] if data.shape[1] == 1 else np.sqrt(np.sum(data * data, axis=1))
+    return np.sqrt(np.sum(data * data, axis=1))
 
 
 # --------------------------------------------------------------------- shared events
