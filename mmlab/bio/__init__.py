@@ -4,7 +4,9 @@
   intervals, HRV in the time and frequency domain, signal quality, peak matching;
 * :mod:`mmlab.bio.eda` — tonic/phasic decomposition, skin-conductance responses, SCL;
 * :mod:`mmlab.bio.resp` — respiration cleaning, breaths, breathing rate;
-* :mod:`mmlab.bio.quality` — input checks and masks of missing, flat and clipped samples.
+* :mod:`mmlab.bio.quality` — input checks and masks of missing, flat and clipped samples;
+* :mod:`mmlab.bio.eeg` — EEG with MNE (chapter 14_eeg; import it explicitly, it is not
+  loaded with this package).
 
 What the wrappers add to the libraries: one :class:`~mmlab.errors.SignalError` naming the
 problem for input no method can process (wrong rate, too short, all NaN, flat ECG),
