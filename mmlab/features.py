@@ -102,29 +102,18 @@ def window_grid(t_start: float, t_end: float, window_s: float, step_s: float) ->
 def window_labels(rec: Recording, starts, ends, kind: str = "phase", rule: str = "majority") -> np.ndarray:
     """One label per window from the ``kind`` annotations (chapter 13_eda).
 
-    ``rule="majority"``: the label covering more than half of the window (``""`` when none
-    does, e.g. a window straddling two phases equally or lying in a transition);
-    ``rule="centre"``: the label at the window's centre (``""`` if none).
+    The rules of :func:`mmlab.align.windows.window_labels` (one implementation for the
+    whole package): ``"majority"`` — the label covering more than half of the window
+    (``""`` when none does, e.g. a window straddling two phases equally); ``"centre"`` —
+    the label at the window's centre; ``"pure"`` — the label only if it covers the whole
+    window; ``"any"`` — every label touching the window, joined with ``"+"``.
     """
-    starts = np.asarray(starts, dtype=float)
-    ends = np.asarray(ends, dtype=float)
-    if rule in ("centre", "center"):
-        return rec.label_at((starts + ends) / 2.0, kind)
-    if rule != "majority":
-        raise SchemaError(f"label rule must be 'majority' or 'centre', got {rule!r}")
-    phases = rec.phases(kind)
-    cover: dict[str, np.ndarray] = {}
-    for row in phases.itertuples():
-        ov = np.clip(np.minimum(ends, row.onset + row.duration) - np.maximum(starts, row.onset), 0, None)
-        cover[row.label] = cover.get(row.label, 0.0) + ov
-    out = np.full(len(starts), "", dtype=object)
-    if cover:
-        names = list(cover)
-        mat = np.stack([cover[k] for k in names])
-        best = np.argmax(mat, axis=0)
-        frac = mat[best, np.arange(len(starts))] / (ends - starts)
-        out = np.where(frac > 0.5, np.asarray(names, dtype=object)[best], "")
-    return out.astype(object)
+    from mmlab.align.windows import window_labels as _labels
+
+    rule = "centre" if rule == "center" else rule
+    labels, _ = _labels(rec.annotations, np.asarray(starts, dtype=float), np.asarray(ends, dtype=float),
+                        label_rule=rule, kind=kind)
+    return np.asarray(labels, dtype=object)
 
 
 # ------------------------------------------------------------------------- helpers

@@ -67,7 +67,8 @@ def test_labels_by_majority_and_centre(rec):
     ends = starts + 40.0
     assert list(F.window_labels(rec, starts, ends, rule="majority")) == ["rest", "rest", "", "task", "task"]
     assert list(F.window_labels(rec, starts, ends, rule="centre")) == ["rest", "rest", "task", "task", "task"]
-    with pytest.raises(SchemaError, match="label rule"):
+    assert list(F.window_labels(rec, starts, ends, rule="pure")) == ["rest", "rest", "", "", "task"]
+    with pytest.raises(SignalError, match="label_rule"):
         F.window_labels(rec, starts, ends, rule="mode")
 
 
