@@ -246,3 +246,12 @@ def test_frequent_dropouts_leave_short_islands_that_are_skipped_not_fatal():
     assert np.isfinite(t.loc[~late, "resp__rate"]).any()
     bad = t["ecg__q_missing"] > 0.5
     assert t.loc[bad, "ecg__hr_mean"].isna().all()
+
+
+def test_the_features_benchmark_is_registered():
+    """`mmlab bench features` exists (it prints figures; no timing is asserted here)."""
+    from mmlab import bench
+
+    assert "features" in bench._TOPICS
+    with pytest.raises(Exception, match="unknown benchmark"):
+        bench.run("no-such-benchmark")
