@@ -45,6 +45,9 @@ window. A test checks that the fast table matches it within 1 % (relative) on ev
 feature where both are defined; ``mmlab bench features`` times both (on a full synthetic
 hour the largest deviation is about 1e-6, floating-point rounding of the filters).
 
+A stream with several channels (e.g. MIT-BIH's two ECG leads) contributes its first
+channel; map a prefix to another stream to use others.
+
 Clocks: windows are on the reference clock. Streams of other devices are mapped with
 ``clocks`` (``{device: {"offset_s": ..., "drift_ppm": ...}}``, the format of synthetic
 recordings' ``meta["clock_truth"]``, or ``"truth"`` to use that); by default every device

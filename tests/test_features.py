@@ -255,3 +255,11 @@ def test_the_features_benchmark_is_registered():
     assert "features" in bench._TOPICS
     with pytest.raises(Exception, match="unknown benchmark"):
         bench.run("no-such-benchmark")
+
+
+def test_options_choose_the_detector_and_the_scr_threshold(rec):
+    base = F.window_features(rec, 60.0, 60.0)
+    t = F.window_features(rec, 60.0, 60.0, options={"ecg": {"method": "biosppy-hamilton"},
+                                                     "eda": {"amplitude_min": 1.0}})
+    assert t["ecg__hr_mean"].to_numpy() == pytest.approx(72.0, abs=1.0)
+    assert (t["eda__scr_count"] == 0).all() and (base["eda__scr_count"] > 0).any()
