@@ -41,6 +41,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from mmlab.errors import SignalError
 
+with warnings.catch_warnings():
+    # librosa's helpers import tqdm.auto, which warns in notebooks when ipywidgets is
+    # missing; importing it once here, quietly, keeps chapter outputs clean.
+    warnings.simplefilter("ignore")
+    import tqdm.auto  # noqa: F401
+
 __all__ = [
     "SILENCE_DB", "check_audio", "check_rate", "peak_level_db", "is_silent", "load", "pad_or_trim",
     "frame_times", "stft", "spectrogram", "melspectrogram", "log_mel", "mfcc", "mfcc_summary",
@@ -674,7 +680,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, sr: int = 8000, n_mels: int = 40, duration: float = 1.0, epochs: int = 12,
-                 batch_size: int = 32, lr: float = 3e-3, width: int = 8, weight_decay: float = 1e-4,
+                 batch_size: int = 16, lr: float = 5e-3, width: int = 8, weight_decay: float = 1e-4,
                  shift_s: float = 0.1, seed: int = 0, threads: int | None = 1):
         self.sr = sr
         self.n_mels = n_mels
