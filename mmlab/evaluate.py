@@ -1,0 +1,531 @@
+"""Honest evaluation of multimodal models: subject-wise splits, robustness, calibration.
+
+Introduced across chapters 30_fusion (leave-one-subject-out, macro-F1, unimodal vs fused
+tables), 32_missing_modalities (robustness sweeps: a modality removed, noised at a given
+SNR, or shifted in time) and 33_calibration (ECE, reliability diagrams, temperature
+scaling). Every function takes the inputs of the :mod:`mmlab.fusion` contract: ``X`` a
+dict of per-modality arrays, ``mask`` a dict of presence flags (``None``: all present).
+
+Splits are by *subject* (``groups``): windows of one person are strongly correlated, so a
+random split lets a model recognise the person instead of the state and overstates
+accuracy.
+
+Calibration conventions: the confidence of a prediction is its top-class probability;
+:func:`expected_calibration_error` sorts predictions into ``n_bins`` **equal-width** bins
+of confidence, ``[0, 1/B), [1/B, 2/B), ..., [(B-1)/B, 1]``, and returns
+``sum_b (n_b / n) * |accuracy_b - confidence_b|`` (empty bins contribute nothing).
+Temperature scaling (Guo et al., 2017) divides the logits by one scalar ``T`` fitted on
+held-out data by minimising the negative log-likelihood; it changes confidence, never the
+predicted class. For models that only give probabilities, ``log p`` serves as logits
+(softmax is unchanged by the per-row constant that separates them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from sklearn.base import clone
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from mmlab.errors import SchemaError
+from mmlab.fusion._contract import as_numpy
+
+Perturbation = Callable[[dict, dict, np.ndarray], tuple[dict, dict]]
+
+
+# ------------------------------------------------------------------------------ splits
+def _groups(groups: Any) -> np.ndarray:
+    g = np.asarray(groups)
+    if g.ndim != 1 or len(g) == 0:
+        raise SchemaError(f"groups must be a non-empty 1-D array (one subject id per row), got shape {g.shape}")
+    return g
+
+
+def loso_splits(groups: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-subject-out: yield ``(train_idx, test_idx)`` once per subject, in sorted
+    order of the subject ids; every row is tested exactly once (chapter 30_fusion)."""
+    g = _groups(groups)
+    subjects = np.unique(g)
+    if len(subjects) < 2:
+        raise SchemaError(f"leave-one-subject-out needs at least 2 subjects, got {len(subjects)}")
+    for s in subjects:
+        test = g == s
+        yield np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def group_kfold_splits(groups: Any, n_splits: int = 5, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Group k-fold: subjects shuffled with ``seed`` and dealt round-robin into ``n_splits``
+    folds (fold sizes differ by at most one subject); yield ``(train_idx, test_idx)``."""
+    g = _groups(groups)
+    subjects = np.unique(g)
+    if not 2 <= n_splits <= len(subjects):
+        raise SchemaError(f"n_splits must be between 2 and the number of subjects ({len(subjects)}), "
+                          f"got {n_splits}")
+    order = np.random.default_rng(seed).permutation(subjects)
+    for k in range(n_splits):
+        test = np.isin(g, order[k::n_splits])
+        yield np.flatnonzero(~test), np.flatnonzero(test)
+
+
+# ------------------------------------------------------------------------------ metrics
+def macro_f1(y_true: Any, y_pred: Any, labels: Sequence | None = None) -> float:
+    """Unweighted mean of the per-class F1 scores (classes absent from both count 0 only
+    if listed in ``labels``); scikit-learn's ``f1_score(average="macro")``."""
+    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+
+
+def balanced_accuracy(y_true: Any, y_pred: Any) -> float:
+    """Mean per-class recall (scikit-learn's ``balanced_accuracy_score``)."""
+    return float(balanced_accuracy_score(y_true, y_pred))
+
+
+def _label_index(y: Any, n_classes: int, classes: Sequence | None) -> np.ndarray:
+    """Column index of each label: via ``classes`` when given; integers ``0..C-1`` as they
+    are; otherwise the sorted distinct labels of ``y`` (which must number ``n_classes``)."""
+    y = np.asarray(y)
+    if classes is not None:
+        lookup = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+        if len(lookup) != n_classes:
+            raise SchemaError(f"classes has {len(lookup)} entries but the scores have {n_classes} columns")
+        try:
+            return np.array([lookup[v] for v in y.tolist()], dtype=int)
+        except KeyError as exc:
+            raise SchemaError(f"label {exc.args[0]!r} is not among classes {list(lookup)}") from None
+    if y.dtype.kind in "iu" and (len(y) == 0 or (y.min() >= 0 and y.max() < n_classes)):
+        return y.astype(int)
+    uniq = np.unique(y)
+    if len(uniq) != n_classes:
+        raise SchemaError(f"y has {len(uniq)} distinct labels but the scores have {n_classes} "
+                          "columns; pass classes= (the model's classes_)")
+    return np.searchsorted(uniq, y)
+
+
+def _proba(proba: Any) -> np.ndarray:
+    p = as_numpy(proba, "proba")
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise SchemaError(f"proba must have shape (n, n_classes >= 2), got {p.shape}")
+    return p
+
+
+def reliability_curve(y_true: Any, proba: Any, classes: Sequence | None = None,
+                      n_bins: int = 15) -> pd.DataFrame:
+    """Reliability-diagram data (chapter 33_calibration): one row per equal-width bin of
+    confidence with ``bin_lo``, ``bin_hi``, ``count``, ``confidence`` (mean top-class
+    probability), ``accuracy`` (share correct) and ``gap`` (accuracy - confidence); empty
+    bins have NaN statistics."""
+    p = _proba(proba)
+    if n_bins < 1:
+        raise SchemaError(f"n_bins must be >= 1, got {n_bins}")
+    yi = _label_index(y_true, p.shape[1], classes)
+    if len(yi) != len(p):
+        raise SchemaError(f"y_true has {len(yi)} rows but proba has {len(p)}")
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == yi).astype(float)
+    b = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    count = np.bincount(b, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mconf = np.bincount(b, conf, n_bins) / count
+        macc = np.bincount(b, correct, n_bins) / count
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return pd.DataFrame({"bin_lo": edges[:-1], "bin_hi": edges[1:], "count": count,
+                         "confidence": mconf, "accuracy": macc, "gap": macc - mconf})
+
+
+def expected_calibration_error(y_true: Any, proba: Any, classes: Sequence | None = None,
+                               n_bins: int = 15) -> float:
+    """ECE with ``n_bins`` equal-width confidence bins: ``sum_b n_b/n |acc_b - conf_b|``
+    (chapter 33_calibration; see the module docstring for the bin edges)."""
+    curve = reliability_curve(y_true, proba, classes, n_bins)
+    n = curve["count"].sum()
+    if n == 0:
+        return float("nan")
+    used = curve["count"] > 0
+    return float((curve["count"][used] / n * curve["gap"][used].abs()).sum())
+
+
+def negative_log_likelihood(y_true: Any, proba: Any, classes: Sequence | None = None) -> float:
+    """Mean ``-log p(true class)`` (probabilities clipped at 1e-12)."""
+    p = _proba(proba)
+    yi = _label_index(y_true, p.shape[1], classes)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(yi)), yi], 1e-12, 1.0))))
+
+
+def plot_reliability(y_true: Any, proba: Any, classes: Sequence | None = None, n_bins: int = 15,
+                     ax=None, label: str | None = None):
+    """Draw a reliability diagram (accuracy against confidence per bin, the diagonal is
+    perfect calibration; marker area ~ bin count) and return the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+
+    curve = reliability_curve(y_true, proba, classes, n_bins)
+    ece = expected_calibration_error(y_true, proba, classes, n_bins)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    used = curve["count"] > 0
+    size = 20 + 300 * curve["count"][used] / max(curve["count"].max(), 1)
+    text = f"{label + ': ' if label else ''}ECE {ece:.3f}"
+    ax.plot(curve["confidence"][used], curve["accuracy"][used], "-", lw=1)
+    ax.scatter(curve["confidence"][used], curve["accuracy"][used], s=size, label=text, alpha=0.7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def logits_from_proba(proba: Any) -> np.ndarray:
+    """``log p`` (clipped at 1e-12): logits that give back ``proba`` through softmax."""
+    return np.log(np.clip(_proba(proba), 1e-12, 1.0))
+
+
+class TemperatureScaler:
+    """Temperature scaling (chapter 33_calibration): ``softmax(logits / T)``.
+
+    ``fit(logits, y)`` finds the ``T`` in ``bounds`` (default ``[0.05, 20]``) minimising the
+    mean negative log-likelihood on held-out data (a bounded 1-D search over ``log T``);
+    ``temperature_`` holds it. ``transform(logits)`` returns calibrated probabilities.
+    ``fit_proba`` / ``transform_proba`` do the same from probabilities (using ``log p`` as
+    logits). If the model classifies every validation row correctly, the likelihood keeps
+    rising as ``T`` shrinks and the fit stops at the lower bound (``at_bound_`` is True):
+    the validation data cannot say how confident to be, and more of it is the only fix.
+    """
+
+    def __init__(self, bounds: tuple[float, float] = (0.05, 20.0)):
+        self.bounds = bounds
+
+    def fit(self, logits: Any, y: Any, classes: Sequence | None = None) -> "TemperatureScaler":
+        z = _proba(logits)
+        yi = _label_index(y, z.shape[1], classes)
+        if len(yi) != len(z):
+            raise SchemaError(f"y has {len(yi)} rows but logits has {len(z)}")
+        if len(z) == 0:
+            raise SchemaError("temperature scaling needs at least one validation row")
+        z = z - z.max(axis=1, keepdims=True)
+
+        def nll(log_t: float) -> float:
+            s = z / np.exp(log_t)
+            s = s - s.max(axis=1, keepdims=True)
+            return float(np.mean(np.log(np.exp(s).sum(axis=1)) - s[np.arange(len(yi)), yi]))
+
+        lo, hi = np.log(self.bounds[0]), np.log(self.bounds[1])
+        res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-5})
+        # the bounded search never evaluates the bounds themselves: compare with them
+        best_x, best_f = min([(float(res.x), float(res.fun)), (lo, nll(lo)), (hi, nll(hi))],
+                             key=lambda t: t[1])
+        self.temperature_ = float(np.exp(best_x))
+        self.nll_ = best_f
+        self.at_bound_ = best_x in (lo, hi)
+        return self
+
+    def transform(self, logits: Any) -> np.ndarray:
+        if not hasattr(self, "temperature_"):
+            raise SchemaError("TemperatureScaler is not fitted; call fit(logits, y) first")
+        return _softmax(_proba(logits) / self.temperature_)
+
+    def fit_proba(self, proba: Any, y: Any, classes: Sequence | None = None) -> "TemperatureScaler":
+        return self.fit(logits_from_proba(proba), y, classes)
+
+    def transform_proba(self, proba: Any) -> np.ndarray:
+        return self.transform(logits_from_proba(proba))
+
+
+# ------------------------------------------------------------------------------ perturbations
+def _full_mask(X: Mapping[str, Any], mask: Mapping[str, Any] | None) -> dict:
+    out = {}
+    for m, v in X.items():
+        lead = np.shape(v)[:-1]
+        out[m] = np.ones(lead, bool) if mask is None or mask.get(m) is None else np.asarray(mask[m], bool).copy()
+    return out
+
+
+def _check_modality(X: Mapping[str, Any], modality: str) -> None:
+    if modality not in X:
+        raise SchemaError(f"X has no modality {modality!r} (it has {', '.join(map(repr, X))})")
+
+
+def remove_modality(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modality: str) -> tuple[dict, dict]:
+    """``(X, mask)`` with ``modality`` marked absent in every row (values untouched)."""
+    _check_modality(X, modality)
+    new = _full_mask(X, mask)
+    new[modality] = np.zeros_like(new[modality])
+    return dict(X), new
+
+
+def add_noise(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modality: str, snr_db: float,
+              seed: int = 0) -> tuple[dict, dict]:
+    """``(X, mask)`` with white Gaussian noise added to ``modality`` at ``snr_db``.
+
+    Per feature, signal power is the feature's variance over the present rows; the noise
+    variance is ``power / 10 ** (snr_db / 10)``, so 0 dB adds noise as strong as the signal.
+    Absent rows stay as they were.
+    """
+    _check_modality(X, modality)
+    full = _full_mask(X, mask)
+    x = as_numpy(X[modality], f"X[{modality!r}]").copy()
+    p = full[modality]
+    rows = x[p]
+    if len(rows) == 0:
+        return dict(X), full
+    sd = np.sqrt(np.nanvar(rows, axis=0) / 10.0 ** (snr_db / 10.0))
+    noise = np.random.default_rng(seed).standard_normal(x.shape) * sd
+    x = np.where(p[..., None], x + noise, x)
+    out = dict(X)
+    out[modality] = x
+    return out, full
+
+
+def shift_modality(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modality: str, k: int,
+                   groups: Any, order: Any = None) -> tuple[dict, dict]:
+    """``(X, mask)`` with ``modality`` shifted by ``k`` windows within each subject.
+
+    Within each group (rows sorted by ``order``, default: their order in ``X``), row ``i``
+    receives the values (and presence) of row ``i - k``: ``k > 0`` makes the modality lag
+    ``k`` windows behind the others (a clock error), ``k < 0`` lead. Rows with no source
+    window become absent.
+    """
+    _check_modality(X, modality)
+    g = _groups(groups)
+    full = _full_mask(X, mask)
+    x = as_numpy(X[modality], f"X[{modality!r}]")
+    if len(g) != len(x):
+        raise SchemaError(f"groups has {len(g)} rows but X[{modality!r}] has {len(x)}")
+    order = np.arange(len(g)) if order is None else np.asarray(order)
+    new_x = np.zeros_like(x)
+    new_p = np.zeros_like(full[modality])
+    for s in np.unique(g):
+        idx = np.flatnonzero(g == s)
+        idx = idx[np.argsort(order[idx], kind="stable")]
+        if abs(k) >= len(idx):
+            continue
+        dst, src = (idx[k:], idx[:len(idx) - k]) if k >= 0 else (idx[:k], idx[-k:])
+        new_x[dst] = x[src]
+        new_p[dst] = full[modality][src]
+    out = dict(X)
+    out[modality] = new_x
+    full[modality] = new_p
+    return out, full
+
+
+def standard_perturbations(modalities: Sequence[str], snr_db: Sequence[float] = (20, 10, 0),
+                           shifts: Sequence[int] = (1, 2), seed: int = 0) -> dict[str, Perturbation]:
+    """Named perturbations for :func:`cross_validate`: ``remove:<m>``, ``noise:<m>:<snr>dB``
+    and ``shift:<m>:<k>`` for each modality ``m``."""
+    out: dict[str, Perturbation] = {}
+    for m in modalities:
+        out[f"remove:{m}"] = lambda X, mask, g, m=m: remove_modality(X, mask, m)
+        for s in snr_db:
+            out[f"noise:{m}:{s:g}dB"] = lambda X, mask, g, m=m, s=s: add_noise(X, mask, m, s, seed)
+        for k in shifts:
+            out[f"shift:{m}:{k}"] = lambda X, mask, g, m=m, k=k: shift_modality(X, mask, m, k, g)
+    return out
+
+
+# ------------------------------------------------------------------------------ cross-validation
+def _take(D: Mapping[str, Any] | None, idx: np.ndarray) -> dict | None:
+    if D is None:
+        return None
+    return {m: (None if v is None else np.asarray(as_numpy(v) if not isinstance(v, np.ndarray) else v)[idx])
+            for m, v in D.items()}
+
+
+def _model_logits(model, X, mask) -> np.ndarray:
+    if hasattr(model, "predict_logits"):
+        return model.predict_logits(X, mask)
+    return logits_from_proba(model.predict_proba(X, mask))
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions of :func:`cross_validate`.
+
+    ``proba`` are the raw out-of-fold probabilities (columns ``classes``); ``calibrated``
+    the temperature-scaled ones (``None`` without calibration); ``perturbed[name]`` the
+    probabilities under each test-time perturbation (calibrated when calibrating);
+    ``temperatures`` one per fold (``at_bound`` flags those stopped at a bound of
+    :class:`TemperatureScaler`); ``fit_seconds`` total training time; ``modalities`` of the
+    fitted model.
+    """
+
+    y: np.ndarray
+    groups: np.ndarray
+    classes: np.ndarray
+    proba: np.ndarray
+    calibrated: np.ndarray | None = None
+    perturbed: dict[str, np.ndarray] = field(default_factory=dict)
+    temperatures: list[float] = field(default_factory=list)
+    at_bound: list[bool] = field(default_factory=list)
+    fit_seconds: float = 0.0
+    modalities: list[str] = field(default_factory=list)
+
+    def best_proba(self) -> np.ndarray:
+        return self.calibrated if self.calibrated is not None else self.proba
+
+    def predictions(self, proba: np.ndarray | None = None) -> np.ndarray:
+        p = self.best_proba() if proba is None else proba
+        return self.classes[p.argmax(axis=1)]
+
+    def scores(self, proba: np.ndarray | None = None, n_bins: int = 15) -> dict[str, float]:
+        """``macro_f1``, ``balanced_accuracy``, ``ece`` and ``nll`` of ``proba`` (default:
+        the calibrated probabilities if any, else the raw ones)."""
+        p = self.best_proba() if proba is None else proba
+        pred = self.classes[p.argmax(axis=1)]
+        return {"macro_f1": macro_f1(self.y, pred, labels=list(self.classes)),
+                "balanced_accuracy": balanced_accuracy(self.y, pred),
+                "ece": expected_calibration_error(self.y, p, self.classes, n_bins),
+                "nll": negative_log_likelihood(self.y, p, self.classes)}
+
+
+def cross_validate(model, X: Mapping[str, Any], y: Any, groups: Any,
+                   mask: Mapping[str, Any] | None = None,
+                   splits: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
+                   calibrate: bool = False, n_val_groups: int = 2,
+                   perturbations: Mapping[str, Perturbation] | None = None, seed: int = 0,
+                   progress: bool = False) -> CVResult:
+    """Out-of-fold predictions of ``model`` (a fresh clone per fold), leave-one-subject-out
+    by default (chapter 30_fusion).
+
+    With ``calibrate=True``, ``n_val_groups`` training subjects of each fold (drawn with
+    ``seed``) are held out of training; a :class:`TemperatureScaler` is fitted on their
+    logits and applied to the test fold. Models whose ``fit`` takes ``validation`` (the deep
+    models) also early-stop on those subjects, and models whose ``fit`` takes ``groups``
+    (stacking) get the subject ids. ``perturbations`` (e.g. from
+    :func:`standard_perturbations`) are applied to each test fold only.
+    """
+    from tqdm.auto import tqdm
+
+    y = np.asarray(y)
+    g = _groups(groups)
+    if len(g) != len(y):
+        raise SchemaError(f"groups has {len(g)} rows but y has {len(y)}")
+    classes = np.unique(y)
+    n, C = len(y), len(classes)
+    folds = list(loso_splits(g) if splits is None else splits)
+    proba = np.full((n, C), np.nan)
+    calibrated = np.full((n, C), np.nan) if calibrate else None
+    perturbed = {k: np.full((n, C), np.nan) for k in (perturbations or {})}
+    temps, bounds_hit, fit_s, mods = [], [], 0.0, []
+    rng = np.random.default_rng(seed)
+    for train, test in tqdm(folds, desc=type(model).__name__, disable=not progress, leave=False):
+        fit_idx, val_idx = np.asarray(train), np.array([], dtype=int)
+        if calibrate:
+            subjects = np.unique(g[train])
+            if len(subjects) <= n_val_groups:
+                raise SchemaError(f"calibration needs more than {n_val_groups} training subjects "
+                                  f"per fold, got {len(subjects)}")
+            val_subj = rng.choice(subjects, size=n_val_groups, replace=False)
+            is_val = np.isin(g[train], val_subj)
+            fit_idx, val_idx = np.asarray(train)[~is_val], np.asarray(train)[is_val]
+        m = clone(model)
+        kw = {}
+        if _accepts(m.fit, "groups"):
+            kw["groups"] = g[fit_idx]
+        if calibrate and _accepts(m.fit, "validation"):
+            kw["validation"] = (_take(X, val_idx), y[val_idx], _take(mask, val_idx))
+        t0 = time.perf_counter()
+        m.fit(_take(X, fit_idx), y[fit_idx], _take(mask, fit_idx), **kw)
+        fit_s += time.perf_counter() - t0
+        mods = list(m.modalities_)
+        cols = np.searchsorted(classes, m.classes_)
+        scaler = None
+        if calibrate:
+            known = np.isin(y[val_idx], m.classes_)
+            zv = _model_logits(m, _take(X, val_idx), _take(mask, val_idx))
+            scaler = TemperatureScaler().fit(zv[known], y[val_idx][known], m.classes_)
+            temps.append(scaler.temperature_)
+            bounds_hit.append(scaler.at_bound_)
+
+        def predict(Xt, mt):
+            z = _model_logits(m, Xt, mt)
+            raw = np.zeros((len(z), C))
+            raw[:, cols] = _softmax(z)
+            cal = None
+            if scaler is not None:
+                cal = np.zeros((len(z), C))
+                cal[:, cols] = scaler.transform(z)
+            return raw, cal
+
+        Xt, mt = _take(X, test), _take(mask, test)
+        raw, cal = predict(Xt, mt)
+        proba[test] = raw
+        if calibrate:
+            calibrated[test] = cal
+        for name, fn in (perturbations or {}).items():
+            Xp, mp = fn(Xt, mt, g[test])
+            raw_p, cal_p = predict(Xp, mp)
+            perturbed[name][test] = cal_p if calibrate else raw_p
+    if np.isnan(proba).any():
+        raise SchemaError("the splits do not cover every row; pass splits that test each row once")
+    return CVResult(y=y, groups=g, classes=classes, proba=proba, calibrated=calibrated,
+                    perturbed=perturbed, temperatures=temps, at_bound=bounds_hit, fit_seconds=fit_s, modalities=mods)
+
+
+def unimodal_baselines(modalities: Sequence[str], estimator=None) -> dict[str, Any]:
+    """``{"<m>": EarlyFusion(estimator, modalities=[m])}``: one single-modality model each."""
+    from mmlab.fusion import EarlyFusion
+
+    return {m: EarlyFusion(estimator, modalities=[m]) for m in modalities}
+
+
+def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, groups: Any,
+                   mask: Mapping[str, Any] | None = None, calibrate: bool = True,
+                   splits: Sequence | None = None, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    """The unimodal-vs-fused table (chapter 30_fusion): one row per model with ``name``,
+    ``kind`` ("unimodal" if it uses one modality, else "fused"), ``modalities``,
+    ``macro_f1``, ``balanced_accuracy``, ``ece`` (after temperature scaling when
+    ``calibrate``) and ``train_s`` (total fitting time over the folds), sorted by macro-F1."""
+    rows = []
+    splits = None if splits is None else list(splits)
+    for name, model in models.items():
+        res = cross_validate(model, X, y, groups, mask, splits, calibrate=calibrate, seed=seed,
+                             progress=progress)
+        s = res.scores()
+        rows.append({"name": name, "kind": "unimodal" if len(res.modalities) == 1 else "fused",
+                     "modalities": ",".join(res.modalities), "macro_f1": s["macro_f1"],
+                     "balanced_accuracy": s["balanced_accuracy"], "ece": s["ece"],
+                     "train_s": res.fit_seconds})
+    return pd.DataFrame(rows).sort_values("macro_f1", ascending=False, ignore_index=True)
+
+
+def robustness_sweep(model, X: Mapping[str, Any], y: Any, groups: Any,
+                     mask: Mapping[str, Any] | None = None, modalities: Sequence[str] | None = None,
+                     snr_db: Sequence[float] = (20, 10, 0), shifts: Sequence[int] = (1, 2),
+                     splits: Sequence | None = None, seed: int = 0) -> pd.DataFrame:
+    """Macro-F1 and balanced accuracy of ``model`` (cross-validated once) on clean test data
+    and under each perturbation of :func:`standard_perturbations` (chapter
+    32_missing_modalities). Columns: ``perturbation`` ("none", "remove", "noise", "shift"),
+    ``modality``, ``level`` (SNR in dB or shift in windows), ``macro_f1``,
+    ``balanced_accuracy``."""
+    mods = list(X) if modalities is None else list(modalities)
+    pert = standard_perturbations(mods, snr_db, shifts, seed)
+    res = cross_validate(model, X, y, groups, mask, splits, perturbations=pert, seed=seed)
+    rows = [{"perturbation": "none", "modality": "", "level": np.nan, **_two(res, res.proba)}]
+    for name, p in res.perturbed.items():
+        kind, m, *rest = name.split(":")
+        level = float(rest[0].removesuffix("dB")) if rest else np.nan
+        rows.append({"perturbation": kind, "modality": m, "level": level, **_two(res, p)})
+    return pd.DataFrame(rows)
+
+
+def _two(res: CVResult, p: np.ndarray) -> dict:
+    s = res.scores(p)
+    return {"macro_f1": s["macro_f1"], "balanced_accuracy": s["balanced_accuracy"]}
