@@ -246,10 +246,8 @@ def zscore_by_group(X, groups) -> np.ndarray:
 
 
 def _stream_stats(rec, name: str, t0: float, t1: float, stats: Sequence[str]) -> list[float]:
-    s = rec[name].slice(t0, t1)
-    x = s.data.astype(float)
-    x = np.linalg.norm(x, axis=1) if x.ndim == 2 and x.shape[1] > 1 else x.reshape(len(x), -1)[:, 0] if len(x) else x
-    x = np.asarray(x, dtype=float).ravel()
+    x = rec[name].slice(t0, t1).data.astype(float).reshape(-1, rec[name].n_channels)
+    x = np.linalg.norm(x, axis=1) if x.shape[1] > 1 else x[:, 0]  # several channels: magnitude
     x = x[np.isfinite(x)]
     out = []
     for st in stats:
@@ -286,6 +284,9 @@ def window_views(rec, views: Mapping[str, Sequence[str]], window_s: float = 60.0
         raise SignalError(f"window_views: need exactly two views, got {list(views)}")
     if window_s <= 0 or (step_s is not None and step_s <= 0):
         raise SignalError(f"window_views: window_s and step_s must be > 0, got {window_s}, {step_s}")
+    bad = [st for st in stats if st not in ("mean", "std", "slope")]
+    if bad or not len(stats):
+        raise SignalError(f"window_views: statistics must be some of 'mean', 'std', 'slope'; got {list(stats)}")
     step = float(step_s or window_s)
     names = [n for v in views.values() for n in v]
     for n in names:
