@@ -24,7 +24,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from torch import nn
 
 from mmlab.errors import SignalError
 
@@ -74,7 +76,6 @@ def as_images(x, what: str = "images") -> np.ndarray:
 def resize(images, size: int | tuple[int, int]) -> np.ndarray:
     """Images resized to ``size`` (an int for square) by bilinear interpolation with
     anti-aliasing (``torch.nn.functional.interpolate``); chapter 15_images_sensors."""
-    import torch
     import torch.nn.functional as F
 
     x = as_images(images)
@@ -192,51 +193,26 @@ def augment(images, seed: int | np.random.Generator = 0, flip: bool = True, max_
 
 
 # --------------------------------------------------------------------------- CNN
-def _torch_nn():
-    import torch
-    from torch import nn
+class SmallCNN(nn.Module):
+    """A small CNN for ``(n, in_channels, H, W)`` images (chapter 15_images_sensors).
 
-    return torch, nn
-
-
-class _Lazy:
-    """Build the nn.Module subclass on first use, so importing mmlab.images does not import torch."""
-
-    cls = None
-
-
-def _small_cnn_class():
-    if _Lazy.cls is None:
-        torch, nn = _torch_nn()
-
-        class SmallCNN(nn.Module):
-            """``conv(in, w) -> BN -> ReLU -> maxpool2 -> conv(w, 2w) -> BN -> ReLU ->
-            global max -> linear(2w, n_classes)`` (see :func:`mmlab.images.SmallCNN`)."""
-
-            def __init__(self, in_channels: int = 1, n_classes: int = 2, width: int = 8):
-                super().__init__()
-                self.features = nn.Sequential(
-                    nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                    nn.MaxPool2d(2),
-                    nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-                    nn.AdaptiveMaxPool2d(1), nn.Flatten())
-                self.head = nn.Linear(2 * width, n_classes)
-
-            def forward(self, x):
-                return self.head(self.features(x))
-
-        _Lazy.cls = SmallCNN
-    return _Lazy.cls
-
-
-def SmallCNN(in_channels: int = 1, n_classes: int = 2, width: int = 8):
-    """A small CNN ``nn.Module`` for ``(n, in_channels, H, W)`` images (chapter 15_images_sensors).
-
-    Two 3x3 conv blocks with batch norm, global max pooling and a linear head: global max
-    pooling answers "is the pattern anywhere in the image?", which suits hot spots. About
-    1.5 k parameters at ``width=8``; works for any image size of at least 2x2.
+    ``conv3x3(in, w) -> BN -> ReLU -> maxpool2 -> conv3x3(w, 2w) -> BN -> ReLU -> global
+    max pool -> linear(2w, n_classes)``. Global max pooling answers "is the pattern
+    anywhere in the image?", which suits hot spots. About 1.3 k parameters at ``width=8``;
+    any image size of at least 2x2 works.
     """
-    return _small_cnn_class()(in_channels, n_classes, width)
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2, width: int = 8):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.head = nn.Linear(2 * width, n_classes)
+
+    def forward(self, x):
+        return self.head(self.features(x))
 
 
 def _check_xy(X, y, what: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -260,7 +236,6 @@ def train_cnn(model, X, y, epochs: int = 5, batch_size: int = 16, lr: float = 3e
     has one row per epoch: ``loss`` and ``train_acc`` (on the un-augmented training images)
     and, given ``X_val``/``y_val``, ``val_acc``.
     """
-    torch, nn = _torch_nn()
     x, y = _check_xy(X, y, "train_cnn")
     y = y.astype(np.int64)
     if y.min() < 0:
@@ -297,7 +272,6 @@ def train_cnn(model, X, y, epochs: int = 5, batch_size: int = 16, lr: float = 3e
 
 def predict_proba(model, X, batch_size: int = 256) -> np.ndarray:
     """Class probabilities ``(n, n_classes)`` of ``model`` in eval mode (chapter 15_images_sensors)."""
-    torch, _ = _torch_nn()
     x = as_images(X)
     model.eval()
     out = []
@@ -330,7 +304,6 @@ class CNNClassifier(BaseEstimator, ClassifierMixin):
         self.classes_, yi = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise SignalError(f"CNNClassifier.fit: one class only ({self.classes_.tolist()})")
-        torch, _ = _torch_nn()
         torch.manual_seed(self.seed)  # the initial weights follow the seed too
         self.model_ = SmallCNN(x.shape[1], len(self.classes_), self.width)
         fn = (lambda b, r: augment(b, r)) if self.augment else None

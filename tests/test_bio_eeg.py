@@ -104,6 +104,7 @@ def test_recording_to_raw_carries_annotations_per_run():
     s2 = Stream("eeg_r02", x, "eeg", rate=FS, start=10.0, channels=["C3", "Cz", "C4"], units="V")
     rows = [{"onset": 2.0, "duration": 1.0, "kind": "label", "label": "left_fist"},
             {"onset": 13.0, "duration": 1.0, "kind": "label", "label": "right_fist"},
+            {"onset": 9.5, "duration": 1.0, "kind": "label", "label": "straddles"},
             {"onset": 0.0, "duration": 20.0, "kind": "phase", "label": "imagined"}]
     raw = eeg.recording_to_raw(Recording("S1", streams=[s1, s2], annotations=rows))
     assert raw.n_times == 2 * len(x)
@@ -112,6 +113,10 @@ def test_recording_to_raw_carries_annotations_per_run():
     assert task["desc"].tolist() == ["left_fist", "right_fist"]
     assert task["onset"].tolist() == pytest.approx([2.0, 13.0])
     assert "imagined" not in set(ann["desc"])
+    # an epoch across the junction of two runs would mix them: MNE drops it
+    assert len(eeg.epochs_from_annotations(raw, ["left_fist", "right_fist"], 0.0, 1.0)) == 2
+    assert len(eeg.epochs_from_annotations(raw, ["straddles"], 0.0, 0.4)) == 1
+    assert len(eeg.epochs_from_annotations(raw, ["straddles"], 0.0, 1.0)) == 0
 
 
 def test_csp_lda_finds_planted_lateralised_mu_desynchronisation():

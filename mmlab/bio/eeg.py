@@ -213,9 +213,9 @@ def recording_to_raw(recording, streams: Sequence[str] | None = None, kinds: Ite
         raw = to_raw(s, montage=montage, what=f"recording {recording.subject!r}, stream {name!r}")
         inside = ann[(ann["onset"] >= s.start) & (ann["onset"] < s.start + s.duration)]
         if len(inside):
-            raw.set_annotations(mne.Annotations(inside["onset"].to_numpy(float) - s.start,
-                                                inside["duration"].to_numpy(float),
-                                                inside["label"].astype(str).to_list()))
+            onset = inside["onset"].to_numpy(float) - s.start
+            duration = np.minimum(inside["duration"].to_numpy(float), s.duration - onset)  # clip to the run
+            raw.set_annotations(mne.Annotations(onset, duration, inside["label"].astype(str).to_list()))
         raws.append(raw)
     return raws[0] if len(raws) == 1 else mne.concatenate_raws(raws, verbose="ERROR")
 
@@ -293,8 +293,9 @@ def epochs_from_annotations(raw, labels: Sequence[str] | Mapping[str, str] | Non
     ``["left_fist", "right_fist"]``) or a mapping ``{description: label}`` that renames
     them (e.g. ``{"T1": "left_fist", "T2": "right_fist"}`` for a raw EDF file); ``None``
     takes every description except MNE's ``BAD``/``EDGE`` markers. The event ids are the
-    labels in order (1, 2, ...). Epochs are not dropped for amplitude; an epoch reaching
-    outside the data is dropped by MNE. SignalError when no annotation matches.
+    labels in order (1, 2, ...). Epochs are not dropped for amplitude; MNE drops an epoch
+    that reaches outside the data or overlaps a ``BAD`` annotation (e.g. the junction of two
+    concatenated runs). SignalError when no annotation matches.
     """
     import mne
 
@@ -313,7 +314,7 @@ def epochs_from_annotations(raw, labels: Sequence[str] | Mapping[str, str] | Non
                                             verbose="ERROR")
     event_id = {lab: c for lab, c in codes.items() if c in set(events[:, 2])}
     return mne.Epochs(raw, events, event_id, tmin=tmin, tmax=tmax, baseline=baseline, picks="eeg",
-                      preload=True, reject_by_annotation=False, verbose="ERROR")
+                      preload=True, reject_by_annotation=True, verbose="ERROR")
 
 
 def epochs_to_xy(epochs) -> tuple[np.ndarray, np.ndarray]:
