@@ -5,7 +5,7 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench data [--json]
+    mmlab bench {data,features,contrastive,fusion} [--json]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 Project errors (:class:`mmlab.MMLabError`) print as one line on stderr with exit code 2.
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data_fetch)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("topic", help="data")
+    p.add_argument("topic", help="data, features, contrastive or fusion (see mmlab.bench.TOPICS)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--subjects", type=int)
     p.add_argument("--seed", type=int)

@@ -216,10 +216,11 @@ def test_robustness_sweep_orders_the_damage():
 def test_bench_fusion_is_registered_and_builds_sequences_within_subject():
     from mmlab import bench
 
-    assert "fusion" in bench._TOPICS
+    assert "fusion" in bench.TOPICS
     table = pd.DataFrame({"subject": ["p"] * 4 + ["q"] * 3, "label": ["x", "", "y", "x", "y", "x", ""],
                           "a__f": np.arange(7.0), "b__g": np.arange(7.0) * 10})
-    X, mask, y, groups, Xs, masks, mods = bench._fusion_inputs(table, ["x", "y"], seq_len=3)
+    from mmlab.bench.fusion import _fusion_inputs
+    X, mask, y, groups, Xs, masks, mods = _fusion_inputs(table, ["x", "y"], seq_len=3)
     assert mods == ["a", "b"] and y.tolist() == ["x", "y", "x", "y", "x"]
     assert X["a"][:, 0].tolist() == [0, 2, 3, 4, 5] and groups.tolist() == list("pppqq")
     # the last step is the labelled window; earlier steps come from the same subject only

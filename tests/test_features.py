@@ -252,7 +252,7 @@ def test_the_features_benchmark_is_registered():
     """`mmlab bench features` exists (it prints figures; no timing is asserted here)."""
     from mmlab import bench
 
-    assert "features" in bench._TOPICS
+    assert "features" in bench.TOPICS
     with pytest.raises(Exception, match="unknown benchmark"):
         bench.run("no-such-benchmark")
 

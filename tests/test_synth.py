@@ -458,4 +458,4 @@ def test_cli_makes_a_cohort_and_rejects_unknown_knobs(tmp_path, capsys):
 def test_bench_data_is_registered():
     from mmlab import bench
 
-    assert "data" in bench._TOPICS
+    assert "data" in bench.TOPICS
