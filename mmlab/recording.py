@@ -23,9 +23,10 @@ On disk (``Cohort.save`` / ``Cohort.load``) the layout follows BIDS conventions:
         sub-<id>_recording.json     subject metadata, t0, the list of streams
         sub-<id>_events.tsv         annotations: onset, duration, kind, label, text, ...
         sub-<id>_<stream>.json      stream sidecar: modality, rate, start, channels, units
-        sub-<id>_<stream>.parquet   regular or irregular signals (a ``time`` column if irregular)
+        sub-<id>_<stream>.npy       regularly sampled signals (n_samples, n_channels) and image
+                                    stacks; NumPy's format loads at memory speed, any dtype
+        sub-<id>_<stream>.parquet   irregular streams: a ``time`` column plus one per channel
         sub-<id>_<stream>.wav       audio (float WAV: lossless)
-        sub-<id>_<stream>.npy       image stacks and other arrays with more than 2 dimensions
 
 Saving and loading are lossless (dtype, values, metadata), which a test checks for
 every stream type.
@@ -436,15 +437,20 @@ class Recording:
         return sub
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Recording":
-        """Read a recording written by :meth:`save` from its ``sub-<id>`` folder."""
+    def load(cls, folder: str | Path, mmap: bool = False) -> "Recording":
+        """Read a recording written by :meth:`save` from its ``sub-<id>`` folder.
+
+        ``mmap=True`` memory-maps the ``.npy`` signals read-only instead of reading them:
+        opening is instant and pages are read when touched (for recordings larger than
+        memory); the files must then stay in place while the arrays are used.
+        """
         sub = Path(folder)
         found = sorted(sub.glob("sub-*_recording.json"))
         if not found:
             raise DataFormatError(f"{sub}: no sub-*_recording.json, not a saved mmlab recording")
         info = _read_json(found[0])
         prefix = found[0].name[: -len("_recording.json")]
-        streams = [_load_stream(sub, prefix, name) for name in info.get("streams", [])]
+        streams = [_load_stream(sub, prefix, name, mmap) for name in info.get("streams", [])]
         events = sub / f"{prefix}_events.tsv"
         ann = _read_tsv(events) if events.exists() else None
         return cls(subject=info["subject"], streams=streams, annotations=ann,
@@ -493,7 +499,7 @@ def _save_stream(s: Stream, folder: Path, prefix: str) -> str:
 
         side["file"] = stem.name + ".wav"
         sf.write(stem.with_suffix(".wav"), s.data, int(s.rate), subtype=wav_subtypes[str(s.data.dtype)])
-    elif s.data.ndim > 2:
+    elif s.data.ndim > 2 or s.times is None:
         side["file"] = stem.name + ".npy"
         np.save(stem.with_suffix(".npy"), s.data, allow_pickle=False)
         if s.times is not None:
@@ -501,15 +507,13 @@ def _save_stream(s: Stream, folder: Path, prefix: str) -> str:
             side["times_file"] = f"{stem.name}_times.npy"
     else:
         side["file"] = stem.name + ".parquet"
-        cols = {f"c{i}": s.data[:, i] for i in range(s.n_channels)}
-        if s.times is not None:
-            cols = {"time": s.times, **cols}
+        cols = {"time": s.times, **{f"c{i}": s.data[:, i] for i in range(s.n_channels)}}
         pd.DataFrame(cols).to_parquet(stem.with_suffix(".parquet"), index=False)
     stem.with_suffix(".json").write_text(json.dumps(side, indent=1))
     return s.name
 
 
-def _load_stream(folder: Path, prefix: str, name: str) -> Stream:
+def _load_stream(folder: Path, prefix: str, name: str, mmap: bool = False) -> Stream:
     side_path = folder / f"{prefix}_{name}.json"
     side = _read_json(side_path)
     path = folder / side.get("file", "")
@@ -524,7 +528,7 @@ def _load_stream(folder: Path, prefix: str, name: str) -> Stream:
             if rate != side["SamplingFrequency"]:
                 raise DataFormatError(f"{path}: WAV rate {rate} Hz but sidecar says {side['SamplingFrequency']} Hz")
         elif path.suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
+            data = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
             if side.get("times_file"):
                 times = np.load(folder / side["times_file"], allow_pickle=False)
         else:
@@ -626,8 +630,8 @@ class Cohort:
         return root
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Cohort":
-        """Read a cohort written by :meth:`save`."""
+    def load(cls, folder: str | Path, mmap: bool = False) -> "Cohort":
+        """Read a cohort written by :meth:`save` (``mmap``: see :meth:`Recording.load`)."""
         root = Path(folder)
         desc_path = root / "dataset_description.json"
         if not desc_path.is_file():
@@ -640,6 +644,6 @@ class Cohort:
             sub = root / f"sub-{sid}"
             if not sub.is_dir():
                 raise DataFormatError(f"{root}: subject {sid!r} is listed but sub-{sid}/ is missing")
-            recs.append(Recording.load(sub))
+            recs.append(Recording.load(sub, mmap=mmap))
         part = _read_tsv(root / "participants.tsv") if (root / "participants.tsv").exists() else None
         return cls(recordings=recs, participants=part, meta=desc.get("meta", {}))

@@ -127,8 +127,8 @@ def test_truncated_and_missing_files_are_clear_errors(tmp_path):
     with pytest.raises(DataFormatError, match=r"sub-01_voice.wav: stream 'voice' has shape \[7990, 1\] float32, sidecar says \[16000, 1\]"):
         Recording.load(sub)
     rec.save(tmp_path)
-    (sub / "sub-01_eeg.parquet").unlink()
-    with pytest.raises(DataFormatError, match="data file 'sub-01_eeg.parquet' is missing"):
+    (sub / "sub-01_ibi.parquet").unlink()
+    with pytest.raises(DataFormatError, match="data file 'sub-01_ibi.parquet' is missing"):
         Recording.load(sub)
     rec.save(tmp_path)
     (sub / "sub-01_eeg.json").write_text("{not json")
@@ -158,3 +158,12 @@ def test_duration_spans_offset_streams():
     a = Stream("a", np.zeros(100), "ecg", rate=10, start=0.0)
     b = Stream("b", np.zeros(10), "hr", rate=1, start=95.0)
     assert Recording("01", [a, b]).duration == 105.0
+
+
+def test_memory_mapped_load_is_equal_and_read_only(tmp_path):
+    rec = _recording()
+    rec.save(tmp_path)
+    back = Recording.load(tmp_path / "sub-01", mmap=True)
+    assert back.equals(rec)
+    assert not back["chest_ecg"].data.flags.writeable
+    assert Recording.load(tmp_path / "sub-01")["chest_ecg"].data.flags.writeable
