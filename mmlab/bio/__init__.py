@@ -5,18 +5,17 @@
 * :mod:`mmlab.bio.eda` — tonic/phasic decomposition, skin-conductance responses, SCL;
 * :mod:`mmlab.bio.resp` — respiration cleaning, breaths, breathing rate;
 * :mod:`mmlab.bio.quality` — input checks and masks of missing, flat and clipped samples;
-* :mod:`mmlab.bio.eeg` — EEG with MNE (chapter 14_eeg; import it explicitly, it is not
-  loaded with this package).
+* :mod:`mmlab.bio.eeg` — EEG with MNE (chapter 14_eeg).
 
 What the wrappers add to the libraries: one :class:`~mmlab.errors.SignalError` naming the
 problem for input no method can process (wrong rate, too short, all NaN, flat ECG),
 detectors that skip dropouts instead of inventing events in them, and amplitude floors
 where a library's relative threshold finds events in noise. Importing this package is
-cheap: neurokit2 and biosppy are imported by the functions that use them.
+cheap: neurokit2, biosppy and MNE are imported by the functions that use them.
 """
 
 from __future__ import annotations
 
-from mmlab.bio import ecg, eda, quality, resp
+from mmlab.bio import ecg, eda, eeg, quality, resp
 
-__all__ = ["ecg", "eda", "resp", "quality"]
+__all__ = ["ecg", "eda", "eeg", "resp", "quality"]
