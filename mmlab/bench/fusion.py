@@ -4,98 +4,21 @@ from __future__ import annotations
 
 from mmlab.errors import MMLabError
 
-def _wrist_window_features(rec, starts, ends) -> dict:
-    """Wrist features per window (bench ``fusion``): skin temperature mean and slope (°C,
-    °C/s), log wrist motion (log sd of the change in ACC magnitude) and log BVP amplitude
-    (log sd). :mod:`mmlab.features` has no extractor for these streams yet; swap this for
-    it when it has. Device time is taken as reference time (the synthetic wrist clock is
-    off by at most a few seconds, small against a 30 s window); a window with any NaN
-    sample (a dropout) or without the wrist device gives NaN, i.e. an absent modality."""
-    import numpy as np
-
-    names = ("wrist__temp_mean", "wrist__temp_slope", "wrist__log_motion", "wrist__log_bvp_amp")
-    out = {k: np.full(len(starts), np.nan) for k in names}
-    if not all(s in rec for s in ("wrist_temp", "wrist_acc", "wrist_bvp")):
-        return out
-
-    def samples(name):
-        s = rec[name]
-        x = s.data.astype(float)
-        t = s.start + np.arange(len(x)) / s.rate
-        return x, t
-
-    temp, t_temp = samples("wrist_temp")
-    acc, t_acc = samples("wrist_acc")
-    bvp, t_bvp = samples("wrist_bvp")
-    mag = np.linalg.norm(acc, axis=1)
-    for w, (a, b) in enumerate(zip(starts, ends)):
-        i = slice(*np.searchsorted(t_temp, [a, b]))
-        j = slice(*np.searchsorted(t_acc, [a, b]))
-        k = slice(*np.searchsorted(t_bvp, [a, b]))
-        x, m, p = temp[i, 0], mag[j], bvp[k, 0]
-        span_ok = len(x) >= 0.9 * (b - a) * rec["wrist_temp"].rate
-        if not span_ok or np.isnan(x).any() or np.isnan(m).any() or np.isnan(p).any():
-            continue
-        out["wrist__temp_mean"][w] = x.mean()
-        out["wrist__temp_slope"][w] = np.polyfit(t_temp[i] - a, x, 1)[0]
-        out["wrist__log_motion"][w] = np.log(np.std(np.diff(m)) + 1e-6)
-        out["wrist__log_bvp_amp"][w] = np.log(np.std(p) + 1e-6)
-    return out
-
-
 def _fusion_table(cohort, window_s: float):
-    """Per-window features of a stress_protocol cohort for bench ``fusion``: chest ECG, EDA
-    and respiration from :func:`mmlab.features.window_features`, wrist from
-    :func:`_wrist_window_features`; then z-scored within each subject."""
-    import warnings
+    """The per-window table of bench ``fusion`` (:func:`mmlab.fusion.tables.stress_window_table`)."""
+    from mmlab.fusion.tables import stress_window_table
 
-    import pandas as pd
-
-    from mmlab import features as FT
-
-    tables = []
-    for rec in cohort:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SignalWarnings on dropout stretches: NaN features
-            t = FT.window_features(rec, window_s, window_s, t_start=0.0,
-                                   streams={"ecg": "chest_ecg", "eda": "chest_eda", "resp": "chest_resp"})
-        t = t[["subject", "start", "end", "label", *FT.feature_columns(t)]].copy()
-        for k, v in _wrist_window_features(rec, t["start"].to_numpy(), t["end"].to_numpy()).items():
-            t[k] = v
-        tables.append(t)
-    table = pd.concat(tables, ignore_index=True)
-    cols = [c for c in table.columns if "__" in c]
-    grouped = table.groupby("subject")[cols]
-    sd = grouped.transform("std")
-    table[cols] = (table[cols] - grouped.transform("mean")) / sd.where(sd > 0, 1.0)
-    return table
+    return stress_window_table(cohort, window_s, zscore="subject")
 
 
 def _fusion_inputs(table, classes, seq_len: int):
     """``X``, ``mask``, ``y``, ``groups`` of the labelled windows, and the temporal inputs
     (each labelled window with the ``seq_len - 1`` windows before it, labelled or not)."""
-    import numpy as np
+    from mmlab.fusion.tables import feature_modalities, inputs_from_table, sequences_from_table
 
-    from mmlab.fusion import make_mask
-
-    cols = [c for c in table.columns if "__" in c]
-    mods = list(dict.fromkeys(c.split("__")[0] for c in cols))
-    full = {m: table[[c for c in cols if c.startswith(m + "__")]].to_numpy(float) for m in mods}
-    keep = table["label"].isin(classes).to_numpy()
-    X = {m: a[keep] for m, a in full.items()}
-    y = table["label"].to_numpy()[keep].astype(str)
-    groups = table["subject"].to_numpy()[keep].astype(str)
-    # sequences: rows of the same subject, in time order, padded as absent at the start
-    subj = table["subject"].to_numpy()
-    pos = table.groupby("subject").cumcount().to_numpy()
-    rows = np.flatnonzero(keep)
-    Xs = {m: np.full((len(rows), seq_len, a.shape[1]), np.nan) for m, a in full.items()}
-    for lag in range(seq_len):
-        src = rows - lag
-        ok = (pos[rows] >= lag) & (subj[np.maximum(src, 0)] == subj[rows])
-        for m, a in full.items():
-            Xs[m][ok, seq_len - 1 - lag] = a[src[ok]]
-    return X, make_mask(X), y, groups, Xs, make_mask(Xs), mods
+    X, mask, y, groups = inputs_from_table(table, classes)
+    Xs, masks = sequences_from_table(table, classes, seq_len)
+    return X, mask, y, groups, Xs, masks, feature_modalities(table)
 
 
 def _bench_fusion_methods(mods, random_state: int):
@@ -129,7 +52,7 @@ def run(scenario: str = "stress_protocol", subjects: int = 12, seed: int = 0, **
     non-overlapping 30 s windows. Four modalities: ``ecg`` (hr_mean, sdnn, rmssd, pnn50),
     ``eda`` (scl_mean, scl_std, scr_count, scr_amp_mean) and ``resp`` (rate) from
     :func:`mmlab.features.window_features` on the chest streams, and ``wrist`` (skin
-    temperature mean and slope, motion, BVP amplitude; :func:`_wrist_window_features`).
+    temperature mean and slope, motion, BVP amplitude; :func:`mmlab.fusion.tables.wrist_window_features`).
     Features are z-scored within each subject over all of that subject's windows
     (label-free, but it uses the test subject's unlabelled windows, as WESAD studies do).
     Windows labelled baseline/stress/amusement/meditation (majority rule) are classified;
