@@ -22,7 +22,7 @@ LAYERS = {
     "features": 4,
     "represent": 5,
     "fusion": 6,
-    "evaluate": 7, "explain": 7,
+    "evaluate": 7, "explain": 7, "diagnose": 7,
     "systems": 8,
     "deploy": 9,
     "bench": 10, "cli": 10,
