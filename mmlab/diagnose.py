@@ -188,9 +188,9 @@ def fusion_inputs(table: pd.DataFrame, classes: Sequence[str] | None = STRESS_CL
 
 
 def subject_moments(X: Mapping[str, Any], groups: Any, mask: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Per modality: ``mean_abs_mean`` (the average over subjects of the largest absolute
-    per-subject feature mean) and ``mean_sd`` (the average per-subject feature standard
-    deviation), over the present rows. Features z-scored within each subject give about
+    """Per modality: ``mean_abs_mean`` (the absolute per-subject mean of each feature,
+    averaged over features and subjects) and ``mean_sd`` (the per-subject standard deviation,
+    averaged likewise), over the present rows. Features z-scored within each subject give about
     0 and 1 (less than 1 when only a labelled subset of the windows is shown)."""
     g = np.asarray(groups)
     rows = []
@@ -202,7 +202,7 @@ def subject_moments(X: Mapping[str, Any], groups: Any, mask: Mapping[str, Any] |
             xs = x[(g == s) & present]
             if len(xs) < 2:
                 continue
-            means.append(np.nanmax(np.abs(np.nanmean(xs, axis=0))))
+            means.append(np.nanmean(np.abs(np.nanmean(xs, axis=0))))
             sds.append(np.nanmean(np.nanstd(xs, axis=0, ddof=1)))
         rows.append({"modality": m, "mean_abs_mean": float(np.mean(means)) if means else np.nan,
                      "mean_sd": float(np.mean(sds)) if sds else np.nan})
