@@ -1,10 +1,11 @@
 """Honest evaluation of multimodal models: subject-wise splits, robustness, calibration.
 
-Introduced across chapters 30_fusion (leave-one-subject-out, macro-F1, unimodal vs fused
-tables), 32_missing_modalities (robustness sweeps: a modality removed, noised at a given
-SNR, or shifted in time) and 33_calibration (ECE, reliability diagrams, temperature
-scaling). Every function takes the inputs of the :mod:`mmlab.fusion` contract: ``X`` a
-dict of per-modality arrays, ``mask`` a dict of presence flags (``None``: all present).
+Introduced across chapters 30_fusion_taxonomy (leave-one-subject-out, macro-F1,
+unimodal vs fused tables), 40_missing_robustness (robustness sweeps: a modality removed,
+noised at a given SNR, or shifted in time) and 41_calibration_interpretability (ECE,
+reliability diagrams, temperature scaling). Every function takes the inputs of the
+:mod:`mmlab.fusion` contract: ``X`` a dict of per-modality arrays, ``mask`` a dict of
+presence flags (``None``: all present).
 
 Splits are by *subject* (``groups``): windows of one person are strongly correlated, so a
 random split lets a model recognise the person instead of the state and overstates
@@ -49,7 +50,7 @@ def _groups(groups: Any) -> np.ndarray:
 
 def loso_splits(groups: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Leave-one-subject-out: yield ``(train_idx, test_idx)`` once per subject, in sorted
-    order of the subject ids; every row is tested exactly once (chapter 30_fusion)."""
+    order of the subject ids; every row is tested exactly once (chapter 30_fusion_taxonomy)."""
     g = _groups(groups)
     subjects = np.unique(g)
     if len(subjects) < 2:
@@ -115,10 +116,10 @@ def _proba(proba: Any) -> np.ndarray:
 
 def reliability_curve(y_true: Any, proba: Any, classes: Sequence | None = None,
                       n_bins: int = 15) -> pd.DataFrame:
-    """Reliability-diagram data (chapter 33_calibration): one row per equal-width bin of
-    confidence with ``bin_lo``, ``bin_hi``, ``count``, ``confidence`` (mean top-class
-    probability), ``accuracy`` (share correct) and ``gap`` (accuracy - confidence); empty
-    bins have NaN statistics."""
+    """Reliability-diagram data (chapter 41_calibration_interpretability): one row per
+    equal-width bin of confidence with ``bin_lo``, ``bin_hi``, ``count``, ``confidence``
+    (mean top-class probability), ``accuracy`` (share correct) and ``gap`` (accuracy -
+    confidence); empty bins have NaN statistics."""
     p = _proba(proba)
     if n_bins < 1:
         raise SchemaError(f"n_bins must be >= 1, got {n_bins}")
@@ -140,7 +141,7 @@ def reliability_curve(y_true: Any, proba: Any, classes: Sequence | None = None,
 def expected_calibration_error(y_true: Any, proba: Any, classes: Sequence | None = None,
                                n_bins: int = 15) -> float:
     """ECE with ``n_bins`` equal-width confidence bins: ``sum_b n_b/n |acc_b - conf_b|``
-    (chapter 33_calibration; see the module docstring for the bin edges)."""
+    (chapter 41_calibration_interpretability; see the module docstring for the bin edges)."""
     curve = reliability_curve(y_true, proba, classes, n_bins)
     n = curve["count"].sum()
     if n == 0:
@@ -192,7 +193,7 @@ def logits_from_proba(proba: Any) -> np.ndarray:
 
 
 class TemperatureScaler:
-    """Temperature scaling (chapter 33_calibration): ``softmax(logits / T)``.
+    """Temperature scaling (chapter 41_calibration_interpretability): ``softmax(logits / T)``.
 
     ``fit(logits, y)`` finds the ``T`` in ``bounds`` (default ``[0.05, 20]``) minimising the
     mean negative log-likelihood on held-out data (a bounded 1-D search over ``log T``);
@@ -402,7 +403,7 @@ def cross_validate(model, X: Mapping[str, Any], y: Any, groups: Any,
                    perturbations: Mapping[str, Perturbation] | None = None, seed: int = 0,
                    progress: bool = False) -> CVResult:
     """Out-of-fold predictions of ``model`` (a fresh clone per fold), leave-one-subject-out
-    by default (chapter 30_fusion).
+    by default (chapter 30_fusion_taxonomy).
 
     With ``calibrate=True``, ``n_val_groups`` training subjects of each fold (drawn with
     ``seed``) are held out of training; a :class:`TemperatureScaler` is fitted on their
@@ -489,7 +490,7 @@ def unimodal_baselines(modalities: Sequence[str], estimator=None) -> dict[str, A
 def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, groups: Any,
                    mask: Mapping[str, Any] | None = None, calibrate: bool = True,
                    splits: Sequence | None = None, seed: int = 0, progress: bool = False) -> pd.DataFrame:
-    """The unimodal-vs-fused table (chapter 30_fusion): one row per model with ``name``,
+    """The unimodal-vs-fused table (chapter 30_fusion_taxonomy): one row per model with ``name``,
     ``kind`` ("unimodal" if it uses one modality, else "fused"), ``modalities``,
     ``macro_f1``, ``balanced_accuracy``, ``ece`` (after temperature scaling when
     ``calibrate``) and ``train_s`` (total fitting time over the folds), sorted by macro-F1."""
@@ -512,7 +513,7 @@ def robustness_sweep(model, X: Mapping[str, Any], y: Any, groups: Any,
                      splits: Sequence | None = None, seed: int = 0) -> pd.DataFrame:
     """Macro-F1 and balanced accuracy of ``model`` (cross-validated once) on clean test data
     and under each perturbation of :func:`standard_perturbations` (chapter
-    32_missing_modalities). Columns: ``perturbation`` ("none", "remove", "noise", "shift"),
+    40_missing_robustness). Columns: ``perturbation`` ("none", "remove", "noise", "shift"),
     ``modality``, ``level`` (SNR in dB or shift in windows), ``macro_f1``,
     ``balanced_accuracy``."""
     mods = list(X) if modalities is None else list(modalities)

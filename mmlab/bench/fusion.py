@@ -44,7 +44,7 @@ def _bench_fusion_methods(mods, random_state: int):
 
 
 def run(scenario: str = "stress_protocol", subjects: int = 12, seed: int = 0, **_) -> dict:
-    """Every fusion method and the unimodal baselines, leave-one-subject-out (chapters 30-33).
+    """Every fusion method and the unimodal baselines, leave-one-subject-out (chapters 30_fusion_taxonomy, 31_attention_transformers, 40, 41).
 
     Data: a full-length synthetic ``stress_protocol`` cohort (``subjects`` subjects,
     ``seed``) with the scenario's **default knobs** (every modality at informativeness 1,

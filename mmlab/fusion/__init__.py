@@ -1,4 +1,4 @@
-"""Fusion models with one input contract (chapters 30_fusion and 31_deep_fusion).
+"""Fusion models with one input contract (chapters 30_fusion_taxonomy, 31_attention_transformers).
 
 The contract (every model here, and :mod:`mmlab.explain`, relies on it)
 -----------------------------------------------------------------------

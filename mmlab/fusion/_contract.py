@@ -1,4 +1,4 @@
-"""The input contract shared by every fusion model (chapter 30_fusion).
+"""The input contract shared by every fusion model (chapter 30_fusion_taxonomy).
 
 Everything here turns what a caller passes (``X``: a dict of per-modality arrays or
 tensors, ``mask``: a dict of per-row presence flags) into checked float64 numpy arrays in
@@ -38,7 +38,7 @@ def _as_bool(value: Any, name: str) -> np.ndarray:
 
 
 def make_mask(X: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Presence flags from the data: a row is absent where it has any NaN (chapter 30_fusion).
+    """Presence flags: a row is absent where it has any NaN (chapter 30_fusion_taxonomy).
 
     For ``(n, d)`` arrays the result has shape ``(n,)``; for temporal ``(n, T, d)`` arrays
     it has shape ``(n, T)`` (one flag per window of each sequence). Use it when missing

@@ -1,4 +1,5 @@
-"""Classic fusion on top of scikit-learn classifiers: early, late, stacking, hybrid (chapter 30_fusion).
+"""Classic fusion on scikit-learn classifiers: early, late, stacking, hybrid (chapter
+30_fusion_taxonomy).
 
 All four follow the contract of :mod:`mmlab.fusion` and the scikit-learn estimator API
 (``get_params``/``set_params``, :func:`sklearn.base.clone`). The per-modality base
@@ -63,7 +64,8 @@ def _augment_dropout(xs, present, y, p, copies, seed):
 
 
 class EarlyFusion(FusionClassifierMixin, BaseEstimator):
-    """Early fusion: standardise each modality, concatenate, one classifier (chapter 30_fusion).
+    """Early fusion: standardise each modality, concatenate, one classifier (chapter
+    30_fusion_taxonomy).
 
     Missing modalities are handled explicitly, never as an accidental zero: an absent
     modality is imputed with its training mean (0 after standardisation) *and* a presence
@@ -129,7 +131,8 @@ def _proba_on(model, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 class LateFusion(FusionClassifierMixin, BaseEstimator):
-    """Late fusion: one classifier per modality, probabilities averaged (chapter 30_fusion).
+    """Late fusion: one classifier per modality, probabilities averaged (chapter
+    30_fusion_taxonomy).
 
     Each modality's classifier is trained on the rows where that modality is present. At
     prediction the per-modality probabilities are averaged over the modalities *present in
@@ -197,7 +200,7 @@ class LateFusion(FusionClassifierMixin, BaseEstimator):
 
 
 class StackingFusion(FusionClassifierMixin, BaseEstimator):
-    """Stacking: a meta-classifier on the per-modality probabilities (chapter 30_fusion).
+    """Stacking: a meta-classifier on the per-modality probabilities (chapter 30_fusion_taxonomy).
 
     The per-modality classifiers are as in :class:`LateFusion`. The meta-classifier
     (``final_estimator``, default logistic regression) is trained on *out-of-fold*
@@ -277,7 +280,8 @@ class StackingFusion(FusionClassifierMixin, BaseEstimator):
 
 
 class HybridFusion(FusionClassifierMixin, BaseEstimator):
-    """Hybrid fusion: the average of an early-fusion and a late-fusion model (chapter 30_fusion).
+    """Hybrid fusion: the average of an early-fusion and a late-fusion model (chapter
+    30_fusion_taxonomy).
 
     ``early_weight * EarlyFusion + (1 - early_weight) * LateFusion``: the early part can use
     feature interactions across modalities, the late part stays robust when a modality is

@@ -1,4 +1,5 @@
-"""Deep fusion: PyTorch modules and the estimator that trains them (chapter 31_deep_fusion).
+"""Deep fusion: PyTorch modules and the estimator that trains them (chapters
+30_fusion_taxonomy, 31_attention_transformers).
 
 Each architecture is an ``nn.Module`` whose ``forward(xs, present)`` takes a list of
 per-modality tensors (in the order of ``modalities_``; absent rows already zero) and a
@@ -222,7 +223,8 @@ def _threads(n: int | None):
 
 
 class DeepFusion(FusionClassifierMixin, BaseEstimator):
-    """Base estimator: standardisation, the training loop, prediction (chapter 31_deep_fusion).
+    """Base estimator: standardisation, the training loop, prediction (chapter
+    31_attention_transformers).
 
     Subclasses set ``_net`` (the module class) and ``_net_params`` (constructor arguments
     taken from the estimator's parameters). Parameters shared by all deep models:
