@@ -99,3 +99,24 @@ def test_stress_window_table_has_four_modalities():
     assert np.allclose(hr, 0.0, atol=1e-9)
     raw = stress_window_table(cohort, 15.0, zscore=None)
     assert raw["ecg__hr_mean"].median() > 40  # beats per minute, not z-scores
+
+
+def test_cross_val_weights_out_of_fold_and_perturbed():
+    """Out-of-fold attention weights: rows sum to 1 over present modalities, an absent
+    modality gets weight 0, and a perturbation only changes the test fold."""
+    from mmlab.fusion.weights import cross_val_weights
+
+    X, y, g = fusion_task("independent", n_subjects=4, windows=20, seed=0)
+    mask = {m: np.ones(len(y), bool) for m in X}
+    mask["acc"][::4] = False
+    model = FU.AttentionFusion(epochs=5, random_state=0)
+    drop_eda = {"no eda": lambda Xt, mt: E.remove_modality(Xt, mt, "eda")}
+    res = cross_val_weights(model, X, y, E.loso_splits(g), mask, perturbations=drop_eda)
+    w = res.weights["none"]
+    assert list(w.columns) == ["ecg", "acc", "eda"] and len(w) == len(y)
+    assert np.allclose(w.sum(axis=1), 1.0)
+    assert (w["acc"].to_numpy()[~mask["acc"]] == 0).all()
+    assert (res.weights["no eda"]["eda"] == 0).all()
+    assert res.proba["none"].shape == (len(y), 2) and set(res.predictions()) <= {"rest", "stress"}
+    with pytest.raises(SchemaError, match="modality_weights"):
+        cross_val_weights(FU.EarlyFusion(), X, y, E.loso_splits(g))
