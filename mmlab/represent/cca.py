@@ -101,7 +101,27 @@ def cca_closed_form(X, Y, n_components: int | None = None, reg: float = 1e-4) ->
 
 
 # ------------------------------------------------------------------- linear CCA
-class LinearCCA(TransformerMixin, BaseEstimator):
+class _TwoViews:
+    """What both CCA estimators share once ``_side(Z, "x" | "y")`` projects one view."""
+
+    def transform(self, X, Y=None):
+        u = self._side(X, "x")
+        return u if Y is None else (u, self._side(Y, "y"))
+
+    def transform_y(self, Y) -> np.ndarray:
+        return self._side(Y, "y")
+
+    def fit_transform(self, X, Y=None, **fit_params):
+        if Y is None:
+            raise SignalError(f"{type(self).__name__}.fit_transform needs both views X and Y")
+        return self.fit(X, Y).transform(X, Y)
+
+    def canonical_correlations(self, X, Y) -> np.ndarray:
+        """Correlation of each pair of variates on ``(X, Y)`` (held-out data, ideally)."""
+        return canonical_correlations(*self.transform(X, Y))
+
+
+class LinearCCA(_TwoViews, TransformerMixin, BaseEstimator):
     """Linear CCA with standardisation: scikit-learn's ``CCA`` on z-scored views
     (chapter 21_cca).
 
@@ -178,21 +198,6 @@ class LinearCCA(TransformerMixin, BaseEstimator):
         _, v = self.cca_.transform(np.zeros((len(Z), self.cca_.x_rotations_.shape[0])), self.scaler_y_.transform(Z))
         return (v.reshape(len(Z), -1) - self.v_mean_) / self.v_std_
 
-    def transform(self, X, Y=None):
-        u = self._side(X, "x")
-        return u if Y is None else (u, self._side(Y, "y"))
-
-    def transform_y(self, Y) -> np.ndarray:
-        return self._side(Y, "y")
-
-    def fit_transform(self, X, Y=None, **fit_params):
-        if Y is None:
-            raise SignalError("LinearCCA.fit_transform needs both views X and Y")
-        return self.fit(X, Y).transform(X, Y)
-
-    def canonical_correlations(self, X, Y) -> np.ndarray:
-        """Correlation of each pair of variates on ``(X, Y)`` (held-out data, ideally)."""
-        return canonical_correlations(*self.transform(X, Y))
 
 
 # --------------------------------------------------------------------- deep CCA
@@ -270,7 +275,7 @@ def _mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: str):
     return nn.Sequential(*layers)
 
 
-class DeepCCA(TransformerMixin, BaseEstimator):
+class DeepCCA(_TwoViews, TransformerMixin, BaseEstimator):
     """Deep CCA: two MLP towers trained to maximise the canonical correlations of their
     outputs (Andrew et al. 2013; chapter 21_cca).
 
@@ -396,21 +401,6 @@ class DeepCCA(TransformerMixin, BaseEstimator):
         _, h = self._towers(None, self.scaler_y_.transform(Z))
         return (h - L["mean_y"]) @ L["Wy"]
 
-    def transform(self, X, Y=None):
-        u = self._side(X, "x")
-        return u if Y is None else (u, self._side(Y, "y"))
-
-    def transform_y(self, Y) -> np.ndarray:
-        return self._side(Y, "y")
-
-    def fit_transform(self, X, Y=None, **fit_params):
-        if Y is None:
-            raise SignalError("DeepCCA.fit_transform needs both views X and Y")
-        return self.fit(X, Y).transform(X, Y)
-
-    def canonical_correlations(self, X, Y) -> np.ndarray:
-        """Correlation of each pair of variates on ``(X, Y)`` (held-out data, ideally)."""
-        return canonical_correlations(*self.transform(X, Y))
 
 
 # ------------------------------------------------------------------ planted data
