@@ -26,14 +26,31 @@ def _decimate_for_plot(t: np.ndarray, y: np.ndarray, max_points: int) -> tuple[n
     return t[::step], y[::step]
 
 
+def phase_colours(labels) -> dict[str, str]:
+    """A colour per label: the shared ones for WESAD-style phases, then a qualitative palette
+    in order of first appearance (so real datasets' own phase names stay distinguishable)."""
+    from matplotlib import colormaps
+
+    palette = [colormaps["Pastel1"](i) for i in range(9)] + [colormaps["Pastel2"](i) for i in range(8)]
+    out, k = {}, 0
+    for label in dict.fromkeys(labels):
+        if label in PHASE_COLOURS:
+            out[label] = PHASE_COLOURS[label]
+        else:
+            out[label] = palette[k % len(palette)]
+            k += 1
+    return out
+
+
 def shade_phases(ax, recording: Recording, kind: str = "phase", alpha: float = 0.35,
                  skip: Sequence[str] = ("transient",)) -> list[str]:
     """Shade the ``kind`` annotations of ``recording`` on ``ax``; return the labels shaded."""
     shaded = []
+    colours = phase_colours(recording.phases(kind)["label"])
     for row in recording.phases(kind).itertuples():
         if row.label in skip:
             continue
-        colour = PHASE_COLOURS.get(row.label, "#fee391")
+        colour = colours[row.label]
         ax.axvspan(row.onset, row.onset + row.duration, color=colour, alpha=alpha, lw=0,
                    label=row.label if row.label not in shaded else None)
         shaded.append(row.label)
@@ -76,6 +93,7 @@ def plot_recording(recording: Recording, streams: Sequence[str] | None = None,
     axes[-1].set_xlabel("time (s)")
     handles, labels = axes[0].get_legend_handles_labels()
     if labels:
-        axes[0].legend(handles, labels, fontsize=7, ncol=min(len(labels), 6), loc="upper right")
+        axes[0].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       frameon=False)
     axes[0].set_title(f"subject {recording.subject}")
     return axes

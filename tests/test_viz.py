@@ -43,3 +43,11 @@ def test_shade_phases_returns_labels():
 def test_plot_rejects_image_stream():
     with pytest.raises(SchemaError, match="stream 'img' holds 3-D samples"):
         plot_recording(_rec(), streams=["img"])
+
+
+def test_phase_colours_distinguish_unknown_labels():
+    from mmlab.viz import PHASE_COLOURS, phase_colours
+
+    c = phase_colours(["stress", "stroop", "relax", "stroop", "interview"])
+    assert c["stress"] == PHASE_COLOURS["stress"]
+    assert len({str(c[k]) for k in ("stroop", "relax", "interview")}) == 3
