@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from mmlab.bio.quality import (SHORT_SEGMENT_S, SignalWarning, as_signal, clipped_mask, flat_mask,
+from mmlab.bio.quality import (as_signal, clipped_mask, flat_mask, segment_failure,
                                mask_runs)
 from mmlab.errors import SignalError
 
@@ -159,11 +159,7 @@ def _detect(x: np.ndarray, fs: float, method: str,
             except Exception as exc:
                 failure = exc
         if failure is not None:
-            msg = (f"ECG: R-peak detector {method!r} failed on samples {a}-{b} "
-                   f"({type(failure).__name__}: {failure})")
-            if (b - a) / fs >= SHORT_SEGMENT_S:
-                raise SignalError(msg) from failure
-            warnings.warn(msg + "; this short stretch is skipped", SignalWarning, stacklevel=3)
+            segment_failure(f"ECG: R-peak detector {method!r}", failure, a, b, fs)
             continue
         filtered[a:b] = f
         p = p[(p >= 0) & (p < b - a)]

@@ -17,13 +17,14 @@ them, and detectors skip them instead of inventing events there.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from mmlab.errors import SignalError
 
-__all__ = ["SignalWarning", "SHORT_SEGMENT_S", "as_signal", "check_rate", "finite_runs", "mask_runs", "flat_mask", "clipped_mask",
+__all__ = ["SignalWarning", "SHORT_SEGMENT_S", "segment_failure", "as_signal", "check_rate", "finite_runs", "mask_runs", "flat_mask", "clipped_mask",
            "usable_mask", "SignalReport", "assess"]
 
 
@@ -35,6 +36,18 @@ class SignalWarning(UserWarning):
 #: :class:`SignalWarning`) instead of failing the whole signal: a few seconds between two
 #: dropouts may simply hold too little for the method (e.g. less than one breath).
 SHORT_SEGMENT_S = 30.0
+
+
+def segment_failure(what: str, failure: Exception, a: int, b: int, fs: float) -> None:
+    """Handle a library failing on samples ``a:b``: raise for a long stretch, warn for a short one.
+
+    Long stretches (``>= SHORT_SEGMENT_S``) raise :class:`~mmlab.errors.SignalError` naming
+    ``what`` and the samples; short ones are skipped with a :class:`SignalWarning`.
+    """
+    msg = f"{what} failed on samples {a}-{b} ({type(failure).__name__}: {failure})"
+    if (b - a) / fs >= SHORT_SEGMENT_S:
+        raise SignalError(msg) from failure
+    warnings.warn(msg + "; this short stretch is skipped", SignalWarning, stacklevel=4)
 
 
 def check_rate(fs, what: str = "signal", min_rate: float | None = None, why: str = "") -> float:

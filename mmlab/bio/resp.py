@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from mmlab.bio.quality import SHORT_SEGMENT_S, SignalWarning, as_signal, flat_mask, mask_runs
+from mmlab.bio.quality import as_signal, flat_mask, mask_runs, segment_failure
 from mmlab.errors import SignalError
 
 __all__ = ["MIN_RATE_HZ", "clean", "detect_breaths", "breathing_rate"]
@@ -87,11 +87,7 @@ def _detect(x: np.ndarray, fs: float, cleaned: bool = False,
             except Exception as exc:
                 failure = exc
         if failure is not None:
-            msg = (f"respiration: neurokit2 rsp_clean/rsp_peaks failed on samples {a}-{b} "
-                   f"({type(failure).__name__}: {failure})")
-            if (b - a) / fs >= SHORT_SEGMENT_S:
-                raise SignalError(msg) from failure
-            warnings.warn(msg + "; this short stretch is skipped", SignalWarning, stacklevel=3)
+            segment_failure("respiration: neurokit2 rsp_clean/rsp_peaks", failure, a, b, fs)
         if info is None:  # less than two breaths, or skipped: nothing reported here
             continue
         troughs.append(np.asarray(info["RSP_Troughs"], dtype=np.int64) + a)
