@@ -145,6 +145,18 @@ def _players(model: Any, X: Mapping[str, np.ndarray], modalities: Sequence[str] 
     return modalities
 
 
+def _target_indices(target, y, classes, n: int, predicted: np.ndarray, who: str) -> np.ndarray:
+    """Class index per row for ``target``: "pred" (``predicted``), "true" (``y``), or labels."""
+    if isinstance(target, str) and target == "pred":
+        return predicted
+    if isinstance(target, str) and target == "true":
+        if y is None:
+            raise SchemaError(f"{who}: target='true' needs y")
+        return _label_indices(y, classes, n)
+    t = np.asarray(target)
+    return _label_indices(np.repeat(t[None], n) if t.ndim == 0 else t, classes, n)
+
+
 def _label_indices(y: Any, classes: np.ndarray, n: int) -> np.ndarray:
     """Positions of the labels ``y`` in ``classes`` (SchemaError for unknown labels)."""
     y = np.asarray(y)
@@ -402,15 +414,7 @@ def sample_shapley(model: Any, X: Mapping[str, Any], mask: Mapping[str, Any] | N
     subsets, probas = _subset_probas(model, X, mask, players, empty, n)
     C = probas[-1].shape[1]
     classes = _classes_of(model, C)
-    if isinstance(target, str) and target == "pred":
-        t_idx = probas[-1].argmax(axis=1)
-    elif isinstance(target, str) and target == "true":
-        if y is None:
-            raise SchemaError("sample_shapley: target='true' needs y")
-        t_idx = _label_indices(y, classes, n)
-    else:
-        t = np.asarray(target)
-        t_idx = _label_indices(np.repeat(t[None], n) if t.ndim == 0 else t, classes, n)
+    t_idx = _target_indices(target, y, classes, n, probas[-1].argmax(axis=1), "sample_shapley")
     rows = np.arange(n)
     vals = np.stack([p[rows, t_idx] for p in probas])
     if log:
@@ -709,15 +713,8 @@ def integrated_gradients(model: Any, X: Mapping[str, Any], mask: Mapping[str, An
             fb_all = f(*baselines, *extra)
         C = fx_all.shape[1]
         classes = _classes_of(model, C)
-        if isinstance(target, str) and target == "pred":
-            t_idx = fx_all.argmax(dim=1).cpu().numpy()
-        elif isinstance(target, str) and target == "true":
-            if y is None:
-                raise SchemaError("integrated_gradients: target='true' needs y")
-            t_idx = _label_indices(y, classes, n)
-        else:
-            t = np.asarray(target)
-            t_idx = _label_indices(np.repeat(t[None], n) if t.ndim == 0 else t, classes, n)
+        t_idx = _target_indices(target, y, classes, n, fx_all.argmax(dim=1).cpu().numpy(),
+                                "integrated_gradients")
         ig = IntegratedGradients(f)
         attrs, delta = ig.attribute(tuple(inputs), baselines=tuple(baselines),
                                     target=torch.as_tensor(t_idx, device=device),
