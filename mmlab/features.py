@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import SchemaError, SignalError
-from mmlab.recording import Cohort, Recording, Stream
+from mmlab.recording import REFERENCE_CLOCK, Clock, Cohort, Recording, Stream
 
 __all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features",
            "reference_features", "compare_tables", "feature_columns", "quality_columns",
@@ -120,22 +120,6 @@ def window_labels(rec: Recording, starts, ends, kind: str = "phase", rule: str =
 
 
 # ------------------------------------------------------------------------- helpers
-@dataclass(frozen=True)
-class _Clock:
-    offset_s: float = 0.0
-    drift_ppm: float = 0.0
-
-    @property
-    def scale(self) -> float:
-        return 1.0 + self.drift_ppm * 1e-6
-
-    def to_ref(self, t_dev):
-        return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale
-
-    def to_dev(self, t_ref):
-        return self.offset_s + self.scale * np.asarray(t_ref, dtype=float)
-
-
 def _sample_index(stream: Stream, t_dev) -> np.ndarray:
     """Index of the first sample at or after device time ``t_dev`` (clipped to [0, n])."""
     i = np.ceil((np.asarray(t_dev, dtype=float) - stream.start) * stream.rate - 1e-7)
@@ -162,7 +146,7 @@ class _Extractor:
     features: tuple[str, ...] = ()
     extra_quality: tuple[str, ...] = ()
 
-    def __init__(self, prefix: str, streams: list[Stream], clock: _Clock, min_coverage: float):
+    def __init__(self, prefix: str, streams: list[Stream], clock: Clock, min_coverage: float):
         self.prefix = prefix
         self.streams = streams
         self.clock = clock
@@ -246,7 +230,7 @@ class _SampledExtractor(_Extractor):
 
     def _ranges(self, starts, ends):
         s = self.stream
-        return (_sample_index(s, self.clock.to_dev(starts)), _sample_index(s, self.clock.to_dev(ends)))
+        return (_sample_index(s, self.clock.to_device(starts)), _sample_index(s, self.clock.to_device(ends)))
 
     def _count(self, c: np.ndarray | None, i0, i1, default) -> np.ndarray:
         if c is None:
@@ -265,7 +249,7 @@ class _SampledExtractor(_Extractor):
 
     def _events_ref(self, idx: np.ndarray) -> np.ndarray:
         """Sample indices of events -> reference-clock seconds."""
-        return self.clock.to_ref(self.stream.start + idx / self.fs)
+        return self.clock.to_reference(self.stream.start + idx / self.fs)
 
     def _interval_ok(self, ev: np.ndarray) -> np.ndarray:
         """True for intervals between consecutive events with only valid samples in between."""
@@ -589,7 +573,7 @@ class AudioWindows(_Extractor):
             finite = np.isfinite(x)
             x0 = np.where(finite, x, 0.0)
             t_fr, f0 = self._pitch(x0, fs) if finite.all() else (np.zeros(0), np.zeros(0))
-            t_fr_ref = self.clock.to_ref(s.start + t_fr)
+            t_fr_ref = self.clock.to_reference(s.start + t_fr)
             voiced = f0 > 0
             self.clips.append({
                 "stream": s, "fs": fs, "x": x, "c_p": _csum(x0 * x0), "c_n": _csum(finite.astype(float)),
@@ -609,8 +593,8 @@ class AudioWindows(_Extractor):
         voiced = np.zeros(n)
         f0sum = np.zeros(n)
         for c in self.clips:
-            i0 = _sample_index(c["stream"], self.clock.to_dev(starts))
-            i1 = _sample_index(c["stream"], self.clock.to_dev(ends))
+            i0 = _sample_index(c["stream"], self.clock.to_device(starts))
+            i1 = _sample_index(c["stream"], self.clock.to_device(ends))
             power += _range_sum(c["c_p"], i0, i1)
             count += _range_sum(c["c_n"], i0, i1)
             k0 = np.searchsorted(c["t_fr"], starts, side="left")
@@ -640,8 +624,8 @@ class AudioWindows(_Extractor):
             frames = 0
             for c in self.clips:
                 s = c["stream"]
-                j0, j1 = (int(v[0]) for v in (_sample_index(s, self.clock.to_dev([a])),
-                                              _sample_index(s, self.clock.to_dev([b]))))
+                j0, j1 = (int(v[0]) for v in (_sample_index(s, self.clock.to_device([a])),
+                                              _sample_index(s, self.clock.to_device([b]))))
                 if j1 <= j0:
                     continue
                 seg = c["x"][j0:j1]
@@ -649,7 +633,7 @@ class AudioWindows(_Extractor):
                 count += len(seg)
                 # Praat on the whole clip (its context), frames centred in the window
                 t_fr, f0 = self._pitch(c["x"], c["fs"])
-                t_fr = self.clock.to_ref(s.start + t_fr)
+                t_fr = self.clock.to_reference(s.start + t_fr)
                 f0 = f0[(t_fr >= a) & (t_fr < b)]
                 frames += len(f0)
                 f0s.append(f0[f0 > 0])
@@ -718,16 +702,28 @@ def select_streams(rec: Recording, streams: Mapping[str, str | Iterable[str]] | 
     return out
 
 
-def _clock_for(rec: Recording, streams: list[Stream], clocks) -> _Clock:
+def _clock_for(rec: Recording, streams: list[Stream], clocks) -> Clock:
+    """The clock of the streams' device from ``clocks`` (None, "truth" or a mapping).
+
+    Entries are parsed by :meth:`Clock.from_mapping`, as :func:`mmlab.align.align_recording`
+    does, so a misspelt key such as ``{"offset": 2.0}`` raises instead of meaning 0.
+    """
     if clocks is None:
-        return _Clock()
-    table = rec.meta.get("clock_truth", {}) if clocks == "truth" else clocks
+        return REFERENCE_CLOCK
+    if isinstance(clocks, str):
+        if clocks != "truth":
+            raise SchemaError(f"clocks must be None, 'truth' or a mapping of device to clock, got {clocks!r}")
+        table = rec.meta.get("clock_truth", {})
+    elif isinstance(clocks, Mapping):
+        table = clocks
+    else:
+        raise SchemaError(f"clocks must be None, 'truth' or a mapping of device to clock, "
+                          f"got {type(clocks).__name__}")
     dev = streams[0].device
     info = table.get(dev) if isinstance(table, Mapping) else None
     if info is None:
-        return _Clock()
-    get = info.get if isinstance(info, Mapping) else (lambda k, d: getattr(info, k, d))
-    return _Clock(float(get("offset_s", 0.0)), float(get("drift_ppm", 0.0)))
+        return REFERENCE_CLOCK
+    return Clock.from_mapping(info, device=dev)
 
 
 @dataclass
@@ -757,13 +753,13 @@ def _span(plan: _Plan) -> tuple[float, float]:
         if ex.modality == "audio":
             continue
         for s in ex.streams:
-            lo.append(float(ex.clock.to_ref(s.start)))
-            hi.append(float(ex.clock.to_ref(s.end)))
+            lo.append(float(ex.clock.to_reference(s.start)))
+            hi.append(float(ex.clock.to_reference(s.end)))
     if not lo:  # audio only
         for ex in plan.extractors:
             for s in ex.streams:
-                lo.append(float(ex.clock.to_ref(s.start)))
-                hi.append(float(ex.clock.to_ref(s.end)))
+                lo.append(float(ex.clock.to_reference(s.start)))
+                hi.append(float(ex.clock.to_reference(s.end)))
     return min(lo), max(hi)
 
 

@@ -85,6 +85,111 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# --------------------------------------------------------------------------- Clock
+#: Largest plausible clock drift (ppm); beyond it a "clock" is a unit mistake.
+MAX_DRIFT_PPM = 1e5
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A device clock against the reference clock: the one clock model of mmlab.
+
+    ``device_time = offset_s + (1 + drift_ppm * 1e-6) * reference_time``; ``jitter_s`` is
+    the standard deviation of the noise on the device's timestamps (0 for an ideal
+    clock). Values are coerced to float and checked (finite, ``|drift_ppm| < 1e5``,
+    ``jitter_s >= 0``); a bad value raises :class:`~mmlab.errors.SchemaError`.
+
+    Examples
+    --------
+    >>> c = Clock.from_mapping({"offset_s": 2, "drift_ppm": 100})
+    >>> round(c.to_device(10.0), 6), round(c.to_reference(c.to_device(10.0)), 6)
+    (12.001, 10.0)
+    >>> Clock.from_mapping({"offset": 2.0})
+    Traceback (most recent call last):
+    ...
+    mmlab.errors.SchemaError: clock: unknown key 'offset' (expected offset_s, drift_ppm, jitter_s)
+    """
+
+    offset_s: float = 0.0
+    drift_ppm: float = 0.0
+    jitter_s: float = 0.0
+
+    def __post_init__(self, where: str = "clock"):
+        vals = {}
+        for key in ("offset_s", "drift_ppm", "jitter_s"):
+            v = getattr(self, key)
+            try:
+                if isinstance(v, (bool, np.bool_)) or isinstance(v, str):
+                    raise TypeError
+                v = float(v)
+            except (TypeError, ValueError):
+                raise SchemaError(f"{where}: {key} must be a number, got {v!r}") from None
+            if not math.isfinite(v):
+                raise SchemaError(f"{where}: {key} must be finite, got {v!r}")
+            vals[key] = v
+        if abs(vals["drift_ppm"]) >= MAX_DRIFT_PPM:
+            raise SchemaError(f"{where}: drift_ppm {vals['drift_ppm']!r} is not plausible "
+                              f"(|drift| must be below {MAX_DRIFT_PPM:g} ppm)")
+        if vals["jitter_s"] < 0:
+            raise SchemaError(f"{where}: jitter_s must be >= 0, got {vals['jitter_s']!r}")
+        for key, v in vals.items():
+            object.__setattr__(self, key, v)
+
+    @classmethod
+    def from_mapping(cls, value: Any, device: str | None = None) -> "Clock":
+        """A Clock from ``{"offset_s", "drift_ppm", "jitter_s"}`` (missing keys are 0).
+
+        Also accepts a :class:`Clock`, an ``(offset_s, drift_ppm)`` pair or a lone offset,
+        as :func:`mmlab.align.align_recording` does. Unknown keys and non-numbers raise
+        :class:`~mmlab.errors.SchemaError` naming ``device``.
+        """
+        where = "clock" if device is None else f"clock of device {device!r}"
+        if isinstance(value, Clock):
+            return value
+        if isinstance(value, Mapping):
+            unknown = [k for k in value if k not in ("offset_s", "drift_ppm", "jitter_s")]
+            if unknown:
+                raise SchemaError(f"{where}: unknown key {unknown[0]!r} "
+                                  "(expected offset_s, drift_ppm, jitter_s)")
+            kw = dict(value)
+        elif isinstance(value, (tuple, list)) and len(value) == 2:
+            kw = {"offset_s": value[0], "drift_ppm": value[1]}
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            kw = {"offset_s": value}
+        else:
+            raise SchemaError(f"{where}: expected a mapping {{offset_s, drift_ppm, jitter_s}}, "
+                              f"an (offset_s, drift_ppm) pair or an offset, got {value!r}")
+        obj = cls.__new__(cls)
+        for key in ("offset_s", "drift_ppm", "jitter_s"):
+            object.__setattr__(obj, key, kw.get(key, 0.0))
+        obj.__post_init__(where)
+        return obj
+
+    @property
+    def scale(self) -> float:
+        """Device seconds per reference second, ``1 + drift_ppm * 1e-6``."""
+        return 1.0 + self.drift_ppm * 1e-6
+
+    def to_device(self, t_ref):
+        """Device time(s) of reference time(s) ``t_ref`` (a float for a scalar)."""
+        if np.ndim(t_ref):
+            return self.offset_s + self.scale * np.asarray(t_ref, dtype=float)
+        return self.offset_s + self.scale * float(t_ref)
+
+    def to_reference(self, t_dev):
+        """Reference time(s) of device time(s) ``t_dev`` (a float for a scalar)."""
+        if np.ndim(t_dev):
+            return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale
+        return (float(t_dev) - self.offset_s) / self.scale
+
+    def truth(self) -> dict:
+        """The ``Recording.meta["clock_truth"]`` entry of this clock."""
+        return {"offset_s": self.offset_s, "drift_ppm": self.drift_ppm, "jitter_s": self.jitter_s}
+
+
+REFERENCE_CLOCK = Clock()
+
+
 # --------------------------------------------------------------------------- Stream
 @dataclass(eq=False)
 class Stream:

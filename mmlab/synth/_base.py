@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import SchemaError
-from mmlab.recording import Cohort, Recording, Stream
+from mmlab.recording import REFERENCE_CLOCK, Clock, Cohort, Recording, Stream
 
 #: The unix time (2024-03-04 09:00 UTC) the first synthetic session starts at.
 EPOCH = 1_709_542_800.0
@@ -189,35 +189,8 @@ def exact_counts(weights: Sequence[float], n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- clocks
-@dataclass(frozen=True)
-class Clock:
-    """A device clock: ``device_time = offset_s + (1 + drift_ppm * 1e-6) * reference_time``."""
-
-    offset_s: float = 0.0
-    drift_ppm: float = 0.0
-    jitter_s: float = 0.0
-
-    @property
-    def scale(self) -> float:
-        return 1.0 + self.drift_ppm * 1e-6
-
-    def to_device(self, t_ref):
-        """Device time(s) of reference time(s) ``t_ref`` (a float for a scalar)."""
-        if np.ndim(t_ref):
-            return self.offset_s + self.scale * np.asarray(t_ref, dtype=float)
-        return self.offset_s + self.scale * float(t_ref)
-
-    def to_reference(self, t_dev):
-        """Reference time(s) of device time(s) ``t_dev`` (a float for a scalar)."""
-        if np.ndim(t_dev):
-            return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale
-        return (float(t_dev) - self.offset_s) / self.scale
-
-    def truth(self) -> dict:
-        return {"offset_s": self.offset_s, "drift_ppm": self.drift_ppm, "jitter_s": self.jitter_s}
-
-
-REFERENCE = Clock()
+# The clock model is the schema's (mmlab.recording.Clock).
+REFERENCE = REFERENCE_CLOCK
 
 
 def draw_clock(rng: np.random.Generator, knobs: Mapping[str, Any]) -> Clock:
