@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
+from mmlab._torch import minibatches, seeded, torch_threads, train_loop
 from mmlab.errors import SignalError
 
 with warnings.catch_warnings():
@@ -674,14 +675,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     turned into log-mel (``n_mels`` bands, 32 ms window, 10 ms hop) and standardised per
     band with the training statistics. Training shifts each batch in time by up to
     ``shift_s`` seconds (augmentation) and anneals the learning rate on a cosine. Torch
-    runs on ``threads`` CPU threads (restored afterwards); with a fixed thread count the
-    result is deterministic given ``seed``. ``history_`` keeps loss and training
+    runs on ``n_threads`` CPU threads (restored afterwards); with a fixed thread count the
+    result is deterministic given ``random_state``. ``history_`` keeps loss and training
     accuracy per epoch.
     """
 
     def __init__(self, sr: int = 8000, n_mels: int = 40, duration: float = 1.0, epochs: int = 12,
                  batch_size: int = 16, lr: float = 5e-3, width: int = 8, weight_decay: float = 1e-4,
-                 shift_s: float = 0.1, seed: int = 0, threads: int | None = 1):
+                 shift_s: float = 0.1, random_state: int = 0, n_threads: int | None = 1):
         self.sr = sr
         self.n_mels = n_mels
         self.duration = duration
@@ -691,8 +692,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.width = width
         self.weight_decay = weight_decay
         self.shift_s = shift_s
-        self.seed = seed
-        self.threads = threads
+        self.random_state = random_state
+        self.n_threads = n_threads
 
     def _features(self, X) -> np.ndarray:
         sr = check_rate(self.sr)
@@ -701,23 +702,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         hop = int(round(0.010 * sr))
         return np.stack([log_mel(pad_or_trim(c, n), sr, n_mels=self.n_mels, n_fft=n_fft, hop_length=hop)
                          for c in _clip_list(X, sr)])
-
-    def _threads(self):
-        import contextlib
-
-        import torch
-
-        @contextlib.contextmanager
-        def ctx():
-            before = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(int(self.threads))
-            try:
-                yield
-            finally:
-                torch.set_num_threads(before)
-
-        return ctx()
 
     def fit(self, X, y):
         import torch
@@ -737,33 +721,32 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         bs = int(self.batch_size)
         steps = int(self.epochs) * math.ceil(len(target) / bs)
         max_shift = int(round(self.shift_s * 100))  # frames at a 10 ms hop
-        self.history_ = []
-        with self._threads():
-            gen = torch.Generator().manual_seed(int(self.seed))
-            torch.manual_seed(int(self.seed))
+        with seeded(self.random_state), torch_threads(self.n_threads):
+            gen = torch.Generator().manual_seed(int(self.random_state))
             model = LogMelCNN(len(self.classes_), n_mels=self.n_mels, width=self.width)
             opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
             loss_fn = nn.CrossEntropyLoss()
-            for _ in range(int(self.epochs)):
-                model.train()
-                order = torch.randperm(len(target), generator=gen)
-                total, correct = 0.0, 0
-                for start in range(0, len(order), bs):
-                    idx = order[start:start + bs]
-                    xb = data[idx]
-                    if max_shift > 0:
-                        shift = int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen))
-                        xb = torch.roll(xb, shifts=shift, dims=3)
-                    opt.zero_grad()
-                    logits = model(xb)
-                    loss = loss_fn(logits, target[idx])
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.item() * len(idx)
-                    correct += int((logits.argmax(1) == target[idx]).sum())
-                self.history_.append({"loss": total / len(target), "train_accuracy": correct / len(target)})
+            correct = [0]
+
+            def batch_loss(idx):
+                idx = torch.from_numpy(idx)
+                xb = data[idx]
+                if max_shift > 0:
+                    shift = int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen))
+                    xb = torch.roll(xb, shifts=shift, dims=3)
+                logits = model(xb)
+                correct[0] += int((logits.argmax(1) == target[idx]).sum())
+                return loss_fn(logits, target[idx])
+
+            def accuracy(record):
+                acc, correct[0] = correct[0] / len(target), 0
+                return {"train_accuracy": acc}
+
+            result = train_loop(model, opt, lambda epoch: minibatches(np.arange(len(target)), bs, gen),
+                                batch_loss, epochs=int(self.epochs), scheduler=sched, log=accuracy)
+        self.history_ = [{"loss": r["train_loss"], "train_accuracy": r["train_accuracy"]}
+                         for r in result.history]
         self.module_ = model.eval()
         return self
 
@@ -772,7 +755,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         feats = (self._features(X) - self.mean_) / self.std_
-        with self._threads(), torch.inference_mode():
+        with torch_threads(self.n_threads), torch.inference_mode():
             logits = self.module_(torch.from_numpy(feats).float().unsqueeze(1))
         return torch.softmax(logits, dim=1).numpy()
 

@@ -210,10 +210,10 @@ def test_both_baselines_learn_vowels_and_the_cnn_is_seeded():
     train, test = words[words.split == "train"], words[words.split == "test"]
     lin = V.mfcc_linear_model(sr=8000).fit(list(train.audio), train.label)
     assert lin.score(list(test.audio), test.label) == 1.0
-    cnn = V.CNNClassifier(sr=8000, epochs=8, seed=0).fit(list(train.audio), train.label)
+    cnn = V.CNNClassifier(sr=8000, epochs=8, random_state=0).fit(list(train.audio), train.label)
     assert len(cnn.history_) == 8 and cnn.history_[-1]["loss"] < cnn.history_[0]["loss"]
     assert cnn.predict(list(test.audio)).shape == (8,)
-    again = V.CNNClassifier(sr=8000, epochs=8, seed=0).fit(list(train.audio), train.label)
+    again = V.CNNClassifier(sr=8000, epochs=8, random_state=0).fit(list(train.audio), train.label)
     assert np.allclose(cnn.predict_proba(list(test.audio)), again.predict_proba(list(test.audio)), atol=1e-6)
 
 

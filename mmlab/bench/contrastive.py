@@ -44,7 +44,7 @@ def run(subjects: int = 200, seed: int = 0, **_) -> dict:
     tr, te = tr[keep[tr]], te[keep[te]]
     A, B, y = pairs.a, pairs.b, pairs.meta["label"].to_numpy()
 
-    model = ContrastiveAligner(seed=seed).fit(A[tr], B[tr], groups=groups[tr])
+    model = ContrastiveAligner(random_state=seed).fit(A[tr], B[tr], groups=groups[tr])
     rep = model.retrieval(A[te], B[te], names=("voice", "text"))
     t = time.perf_counter()
     cca = LinearCCA(4, pca=64).fit(A[tr], B[tr])

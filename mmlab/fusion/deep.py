@@ -20,18 +20,16 @@ RNG, on ``device`` (default ``"cpu"``).
 
 from __future__ import annotations
 
-import contextlib
-import copy
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from mmlab._torch import minibatches, seeded, torch_threads, train_loop, validation_split
 from mmlab.errors import SchemaError
 from mmlab.fusion._contract import ModalityScaler, check_inputs, check_target, drop_modalities
 from mmlab.fusion.classic import FusionClassifierMixin
@@ -208,20 +206,6 @@ class TemporalFusionNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------- estimators
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 class DeepFusion(FusionClassifierMixin, BaseEstimator):
     """Base estimator: standardisation, the training loop, prediction (chapter
     31_attention_transformers).
@@ -236,7 +220,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
     * ``patience``, ``validation_fraction``: early stopping on the validation loss;
     * ``class_weight``: ``None`` or ``"balanced"`` (inverse class frequency in the loss);
     * ``random_state``, ``device`` (default ``"cpu"``), ``progress`` (a tqdm bar);
-    * ``num_threads``: torch's intra-op threads while fitting and predicting (restored
+    * ``n_threads``: torch's intra-op threads while fitting and predicting (restored
       afterwards). The default 1 is the fastest for models this small, and avoids the
       dramatic slow-down of several threads on a busy machine; ``None`` keeps torch's setting.
 
@@ -253,7 +237,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  patience: int = 20, validation_fraction: float = 0.15,
                  class_weight: str | None = None, random_state: int = 0, device: str = "cpu",
-                 progress: bool = False, num_threads: int | None = 1):
+                 progress: bool = False, n_threads: int | None = 1):
         self.modalities = modalities
         self.hidden = hidden
         self.dropout = dropout
@@ -268,7 +252,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.progress = progress
-        self.num_threads = num_threads
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ data
     def _tensors(self, xs: dict, present: dict, rows=None):
@@ -320,15 +304,11 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
                                   f"training classes {list(self.classes_)}")
             val_data = (self.scaler_.transform(xv, pv), pv, np.searchsorted(self.classes_, yv))
         elif self.validation_fraction > 0 and n >= 20:
-            counts = np.bincount(yi)
-            strat = yi if counts.min() >= 2 else None
-            train, val = train_test_split(np.arange(n), test_size=self.validation_fraction,
-                                          random_state=self.random_state, stratify=strat)
+            train, val = validation_split(n, self.validation_fraction, self.random_state, stratify=yi)
             val_data = ({m: a[val] for m, a in xs.items()}, {m: p[val] for m, p in present.items()},
                         yi[val])
 
-        with torch.random.fork_rng(devices=[]), _threads(self.num_threads):
-            torch.manual_seed(self.random_state)
+        with seeded(self.random_state), torch_threads(self.n_threads):
             self._train(xs, present, yi, np.sort(train), val_data)
         return self
 
@@ -338,8 +318,6 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
                          hidden=self.hidden, dropout=self.dropout, **params)
 
     def _train(self, xs, present, yi, train, val_data) -> None:
-        from tqdm.auto import tqdm
-
         dev = torch.device(self.device)
         net = self._build().to(dev)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -352,47 +330,27 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         gen = torch.Generator().manual_seed(self.random_state)
         y_t = torch.as_tensor(yi, dtype=torch.long, device=dev)
+
+        def batch_loss(rows):
+            pr = {m: present[m][rows] for m in self.modalities_}
+            if self.modality_dropout > 0:
+                pr = drop_modalities(pr, self.modality_dropout, rng)
+            xb, pb = self._tensors({m: xs[m][rows] for m in self.modalities_}, pr)
+            return loss_fn(net(xb, pb), y_t[rows])
+
+        validate = None
         if val_data is not None:
             xv, pv = self._tensors(val_data[0], val_data[1])
             yv = torch.as_tensor(val_data[2], dtype=torch.long, device=dev)
-        best, best_state, wait = np.inf, None, 0
-        self.history_ = []
-        self.best_epoch_ = self.epochs - 1
-        bs = max(1, int(self.batch_size))
-        bar = tqdm(range(self.epochs), desc=type(self).__name__, disable=not self.progress, leave=False)
-        for epoch in bar:
-            net.train()
-            order = train[torch.randperm(len(train), generator=gen).numpy()]
-            total = 0.0
-            for a in range(0, len(order), bs):
-                rows = order[a:a + bs]
-                pr = {m: present[m][rows] for m in self.modalities_}
-                if self.modality_dropout > 0:
-                    pr = drop_modalities(pr, self.modality_dropout, rng)
-                xb, pb = self._tensors({m: xs[m][rows] for m in self.modalities_}, pr)
-                loss = loss_fn(net(xb, pb), y_t[rows])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(rows)
-            record = {"epoch": epoch, "train_loss": total / len(order)}
-            if val_data is not None:
-                net.eval()
-                with torch.no_grad():
-                    vl = float(nn.functional.cross_entropy(net(xv, pv), yv, weight=weight))
-                record["val_loss"] = vl
-                if vl < best - 1e-6:
-                    best, wait, self.best_epoch_ = vl, 0, epoch
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    wait += 1
-            self.history_.append(record)
-            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-            if val_data is not None and wait >= self.patience:
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
+
+            def validate():
+                return nn.functional.cross_entropy(net(xv, pv), yv, weight=weight)
+
+        result = train_loop(net, opt, lambda epoch: minibatches(train, self.batch_size, gen), batch_loss,
+                            epochs=self.epochs, validate=validate,
+                            patience=self.patience if val_data is not None else None, min_delta=1e-6,
+                            progress=self.progress, desc=type(self).__name__)
+        self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.net_ = net
 
     # ------------------------------------------------------------------ predict
@@ -400,7 +358,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
         xs, present, n = self._prepare(X, mask)
         xs = self.scaler_.transform(xs, present)
         outs = []
-        with torch.no_grad(), _threads(self.num_threads):
+        with torch.no_grad(), torch_threads(self.n_threads):
             for a in range(0, n, 2048):
                 rows = np.arange(a, min(n, a + 2048))
                 xb, pb = self._tensors(xs, present, rows)
@@ -431,10 +389,10 @@ class TensorFusion(DeepFusion):
                  modality_dropout: float = 0.0, epochs: int = 200, batch_size: int = 64,
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 20,
                  validation_fraction: float = 0.15, class_weight=None, random_state: int = 0,
-                 device: str = "cpu", progress: bool = False, num_threads: int | None = 1):
+                 device: str = "cpu", progress: bool = False, n_threads: int | None = 1):
         super().__init__(modalities, hidden, dropout, modality_dropout, epochs, batch_size, lr,
                          weight_decay, patience, validation_fraction, class_weight, random_state,
-                         device, progress, num_threads)
+                         device, progress, n_threads)
         self.tensor_dim = tensor_dim
 
 
@@ -449,10 +407,10 @@ class LowRankFusion(DeepFusion):
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  patience: int = 20, validation_fraction: float = 0.15, class_weight=None,
                  random_state: int = 0, device: str = "cpu", progress: bool = False,
-                 num_threads: int | None = 1):
+                 n_threads: int | None = 1):
         super().__init__(modalities, hidden, dropout, modality_dropout, epochs, batch_size, lr,
                          weight_decay, patience, validation_fraction, class_weight, random_state,
-                         device, progress, num_threads)
+                         device, progress, n_threads)
         self.tensor_dim = tensor_dim
         self.rank = rank
 
@@ -482,10 +440,10 @@ class TransformerFusion(DeepFusion):
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  patience: int = 20, validation_fraction: float = 0.15, class_weight=None,
                  random_state: int = 0, device: str = "cpu", progress: bool = False,
-                 num_threads: int | None = 1):
+                 n_threads: int | None = 1):
         super().__init__(modalities, hidden, dropout, modality_dropout, epochs, batch_size, lr,
                          weight_decay, patience, validation_fraction, class_weight, random_state,
-                         device, progress, num_threads)
+                         device, progress, n_threads)
         self.heads = heads
         self.layers = layers
 
