@@ -49,7 +49,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mmlab.errors import MMLabError, SchemaError, SignalError
+from mmlab.errors import MMLabError, SchemaError
+from mmlab.fusion._contract import check_inputs
 
 __all__ = [
     "MAX_EXACT_MODALITIES", "shapley_values", "modality_subsets", "ShapleyResult",
@@ -75,56 +76,26 @@ def _to_numpy(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
-def _check_X(X: Mapping[str, Any], what: str = "X") -> tuple[dict[str, np.ndarray], int]:
-    """X as a dict of arrays (n, d) or (n, T, d) with the same number of rows; returns (X, n)."""
-    if not isinstance(X, Mapping) or not X:
-        raise SchemaError(f"{what}: expected a non-empty dict {{modality: array (n, d)}}, "
-                          f"got {type(X).__name__}")
-    out: dict[str, np.ndarray] = {}
-    n = None
-    for m, a in X.items():
-        a = _to_numpy(a)
-        if a.ndim == 1:
-            a = a[:, None]
-        if a.ndim not in (2, 3):
-            raise SchemaError(f"{what}[{m!r}]: expected an array (n, d) or (n, T, d), got shape {a.shape}")
-        if n is None:
-            n = a.shape[0]
-        elif a.shape[0] != n:
-            raise SchemaError(f"{what}[{m!r}] has {a.shape[0]} rows, other modalities have {n}")
-        out[m] = a
-    return out, int(n)
+def _check_X(X: Mapping[str, Any], mask: Mapping[str, Any] | None = None
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """``(X, present, n)`` by the fusion contract (:func:`mmlab.fusion._contract.check_inputs`).
+
+    Every modality of X is checked (temporal when any is ``(n, T, d)``); absent rows hold
+    zeros, ``present[m]`` has each modality's lead shape, and mask keys that are not in
+    X are refused (a misspelt modality would otherwise count as present).
+    """
+    temporal = isinstance(X, Mapping) and any(np.ndim(_to_numpy(a)) == 3 for a in X.values())
+    if isinstance(mask, Mapping) and isinstance(X, Mapping):
+        unknown = [m for m in mask if m not in X]
+        if unknown:
+            raise SchemaError(f"mask[{unknown[0]!r}]: no such modality in X (have {sorted(X)})")
+    xs, present, n = check_inputs(X, mask, temporal=temporal)
+    return xs, present, n
 
 
 def _index_of(X: Mapping[str, Any]):
     """The row index of the first pandas input in X (None for plain arrays)."""
     return next((v.index for v in X.values() if isinstance(v, (pd.DataFrame, pd.Series))), None)
-
-
-def _check_mask(mask: Mapping[str, Any] | None, X: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """The presence mask completed for every modality of X (missing keys = present).
-
-    Each entry has shape (n,) or, for a temporal modality (n, T, d), (n, T)."""
-    full = {m: np.ones(n, dtype=bool) for m in X}
-    if mask is None:
-        return full
-    if not isinstance(mask, Mapping):
-        raise SchemaError(f"mask: expected a dict {{modality: bool array (n,)}} or None, "
-                          f"got {type(mask).__name__}")
-    for m, v in mask.items():
-        if m not in X:
-            raise SchemaError(f"mask[{m!r}]: no such modality in X (have {sorted(X)})")
-        if v is None:
-            continue
-        v = _to_numpy(v)
-        if v.shape not in ((n,), X[m].shape[:-1]):
-            raise SchemaError(f"mask[{m!r}]: expected shape ({n},), got {v.shape}")
-        if v.dtype != bool:
-            if not np.isin(v, (0, 1)).all():
-                raise SchemaError(f"mask[{m!r}]: expected booleans, got values {np.unique(v)[:5]}")
-            v = v.astype(bool)
-        full[m] = v.copy()
-    return full
 
 
 def _players(model: Any, X: Mapping[str, np.ndarray], modalities: Sequence[str] | None) -> list[str]:
@@ -306,8 +277,7 @@ class ShapleyResult:
         return a.mean(axis=0).rename("shapley") if isinstance(a, pd.DataFrame) else a
 
 
-def _subset_probas(model, X, mask, players, empty, n) -> tuple[list[frozenset], list[np.ndarray]]:
-    base = _check_mask(mask, X, n)
+def _subset_probas(model, X, base, players, empty, n) -> tuple[list[frozenset], list[np.ndarray]]:
     subsets = modality_subsets(players)
     probas: list[np.ndarray] = []
     for s in subsets:
@@ -378,9 +348,9 @@ def modality_shapley(model: Any, X: Mapping[str, Any], y: Any, mask: Mapping[str
     Returns a :class:`ShapleyResult` whose ``attributions`` Series sums to
     ``v(all) - v(empty)``. Introduced in the Part 3 interpretability chapter.
     """
-    X, n = _check_X(X)
+    X, present, n = _check_X(X, mask)
     players = _players(model, X, modalities)
-    subsets, probas = _subset_probas(model, X, mask, players, empty, n)
+    subsets, probas = _subset_probas(model, X, present, players, empty, n)
     classes = _classes_of(model, probas[-1].shape[1])
     y_idx = _label_indices(y, classes, n)
     values = np.array([_global_value(value, y_idx, p, classes) for p in probas])
@@ -409,9 +379,9 @@ def sample_shapley(model: Any, X: Mapping[str, Any], mask: Mapping[str, Any] | N
     Introduced in the Part 3 interpretability chapter.
     """
     index = _index_of(X)
-    X, n = _check_X(X)
+    X, present, n = _check_X(X, mask)
     players = _players(model, X, modalities)
-    subsets, probas = _subset_probas(model, X, mask, players, empty, n)
+    subsets, probas = _subset_probas(model, X, present, players, empty, n)
     C = probas[-1].shape[1]
     classes = _classes_of(model, C)
     t_idx = _target_indices(target, y, classes, n, probas[-1].argmax(axis=1), "sample_shapley")
@@ -562,8 +532,7 @@ def _resolve_baseline(baseline, X, base_mask, players, reference, reference_mask
         if reference is None:
             ref, ref_mask = X, base_mask
         else:
-            ref, n_ref = _check_X(reference, "reference")
-            ref_mask = _check_mask(reference_mask, ref, n_ref)
+            ref, ref_mask, _ = _check_X(reference, reference_mask)
         out = {}
         for m in players:
             if m not in ref:
@@ -638,8 +607,7 @@ def integrated_gradients(model: Any, X: Mapping[str, Any], mask: Mapping[str, An
     if output not in ("proba", "log_proba", "logit"):
         raise SchemaError(f"output: expected 'proba', 'log_proba' or 'logit', got {output!r}")
     index = _index_of(X)
-    X, n = _check_X(X)
-    base_mask = _check_mask(mask, X, n)
+    X, base_mask, n = _check_X(X, mask)
     if forward is None:
         module, order, scaler = _deep_parts(model, X, modalities)
         forward = module
@@ -656,16 +624,7 @@ def integrated_gradients(model: Any, X: Mapping[str, Any], mask: Mapping[str, An
     params = list(module.parameters()) + list(module.buffers()) if module is not None else []
     dtype = params[0].dtype if params else torch.float32
     device = params[0].device if params else torch.device("cpu")
-    # presence with the lead shape of each modality ((n,) or (n, T)), checks on present rows
-    present = {}
-    for m in order:
-        p = base_mask[m]
-        lead = X[m].shape[:-1]
-        present[m] = np.broadcast_to(p.reshape(p.shape + (1,) * (len(lead) - p.ndim)), lead).copy()
-        bad = present[m] & ~np.isfinite(X[m].astype(float)).all(axis=-1)
-        if bad.any():
-            raise SignalError(f"X[{m!r}] has NaN or inf in {int(bad.sum())} row(s) marked present; "
-                              f"mark them absent in mask")
+    present = base_mask  # the lead shape of each modality ((n,) or (n, T)), present rows finite
     bl, bl_name = _resolve_baseline(baseline, X, base_mask, players, reference, reference_mask, scaler)
 
     def to_t(a):
@@ -891,9 +850,9 @@ def bias_amplification(predictions: Mapping[str, Any], y_true: Any, groups: Any,
         if hasattr(pred, "predict_proba"):
             if X is None:
                 raise SchemaError(f"bias_amplification: {name!r} is a model; pass X (and mask) to predict")
-            Xc, n = _check_X(X)
+            Xc, present, _ = _check_X(X, mask)
             cls = getattr(pred, "classes_", classes)
-            pred = np.asarray(pred.predict_proba(Xc, mask=mask), dtype=float)
+            pred = np.asarray(pred.predict_proba(Xc, mask=present), dtype=float)
         table = subgroup_metrics(y_true, pred, groups, classes=cls, n_bins=n_bins)
         per_group = table.drop(index="all")[metric]
         row = {f"{metric}[{g}]": v for g, v in per_group.items()}

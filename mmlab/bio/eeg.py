@@ -14,9 +14,9 @@ everything MNE offers (plots, montages, topographies) stays one call away:
 * :func:`epochs_from_annotations` and :func:`epochs_to_xy` — trials around annotations;
 * :func:`band_power` (arrays, vectorised) and :func:`band_power_table` (a DataFrame per
   channel) — absolute or relative power in the classic :data:`BANDS` by Welch or multitaper;
-* :class:`BandPower`, :func:`csp_lda`, :func:`bandpower_logistic` and
-  :func:`cross_validate` — decoders with the scikit-learn API and seeded, repeated,
-  stratified cross-validation (:class:`CVResult`);
+* :class:`BandPower`, :func:`csp_lda`, :func:`bandpower_logistic` — decoders with the
+  scikit-learn API (score them with :func:`mmlab.evaluate.repeated_cv`: seeded, repeated,
+  stratified cross-validation);
 * :func:`motor_imagery_epochs` — imagined left vs right fist of EEG Motor Movement/Imagery
   (runs 4, 8, 12) through :func:`mmlab.io.read_eegmmidb`, band-passed and epoched;
 * :func:`simulate_motor_imagery` — a synthetic EEG with a planted, lateralised mu-rhythm
@@ -30,7 +30,6 @@ short for the filter or the lowest band, NaN or infinite samples, flat (constant
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -42,8 +41,8 @@ from mmlab.errors import SignalError
 __all__ = [
     "BANDS", "MOTOR_IMAGERY_RUNS", "standard_montage_name", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
     "average_reference", "epochs_from_annotations", "epochs_to_xy", "band_power",
-    "band_power_table", "BandPower", "csp_lda", "bandpower_logistic", "CVResult",
-    "cross_validate", "motor_imagery_epochs", "simulate_motor_imagery",
+    "band_power_table", "BandPower", "csp_lda", "bandpower_logistic",
+    "motor_imagery_epochs", "simulate_motor_imagery",
 ]
 
 #: The classic EEG frequency bands in Hz, ``[low, high)``.
@@ -491,69 +490,6 @@ def bandpower_logistic(rate: float = 160.0, bands=("alpha", "beta"), C: float = 
     return Pipeline([("bandpower", BandPower(rate=rate, bands=bands)),
                      ("scale", StandardScaler()),
                      ("logreg", LogisticRegression(C=C, max_iter=2000))])
-
-
-@dataclass
-class CVResult:
-    """Cross-validated accuracy of a decoder (chapter 14_eeg).
-
-    ``chance`` is the share of the majority class: what always guessing it scores.
-    """
-
-    scores: np.ndarray
-    n_trials: int
-    class_counts: dict = field(default_factory=dict)
-    n_splits: int = 5
-    n_repeats: int = 10
-    seed: int = 0
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.scores))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.scores))
-
-    @property
-    def chance(self) -> float:
-        return max(self.class_counts.values()) / self.n_trials if self.n_trials else float("nan")
-
-    def __str__(self) -> str:
-        return (f"accuracy {self.mean:.3f} ± {self.std:.3f} over {len(self.scores)} folds "
-                f"({self.n_repeats} x {self.n_splits}-fold, seed {self.seed}); {self.n_trials} trials "
-                f"{self.class_counts}; chance {self.chance:.3f}")
-
-
-def cross_validate(pipeline, X, y, n_splits: int = 5, n_repeats: int = 10, seed: int = 0) -> CVResult:
-    """Repeated stratified k-fold accuracy of ``pipeline`` on ``(X, y)`` (chapter 14_eeg).
-
-    With few trials (45 in one eegmmidb subject) a single 5-fold split swings by ±10
-    points with the shuffle; repeating it ``n_repeats`` times with a seeded shuffle gives a
-    steadier mean. Runs with one BLAS thread (much faster for 64 x 64 covariances on a
-    busy machine). SignalError when a class has fewer trials than ``n_splits``.
-    """
-    from sklearn.base import clone
-    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
-
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if len(X) != len(y):
-        raise SignalError(f"cross_validate: {len(X)} epochs but {len(y)} labels")
-    labels, counts = np.unique(y, return_counts=True)
-    if len(labels) < 2:
-        raise SignalError(f"cross_validate: one class only ({labels.tolist()}); nothing to decode")
-    if counts.min() < n_splits:
-        raise SignalError(f"cross_validate: class {labels[counts.argmin()]!r} has {counts.min()} trials, "
-                          f"fewer than the {n_splits} folds")
-    from threadpoolctl import threadpool_limits
-
-    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
-    # small covariance matrices: one BLAS thread is fastest, and does not fight other processes
-    with threadpool_limits(limits=1):
-        scores = cross_val_score(clone(pipeline), X, y, cv=cv, scoring="accuracy")
-    return CVResult(np.asarray(scores), len(y), {str(k): int(c) for k, c in zip(labels, counts)},
-                    n_splits, n_repeats, seed)
 
 
 # --------------------------------------------------------------------------- data
