@@ -68,15 +68,15 @@ def loso_splits(groups: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     yield from LeaveOneGroupOut().split(np.zeros((len(g), 1)), groups=g)
 
 
-def group_kfold_splits(groups: Any, n_splits: int = 5, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Group k-fold: subjects shuffled with ``seed`` and dealt round-robin into ``n_splits``
+def group_kfold_splits(groups: Any, n_splits: int = 5, random_state: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Group k-fold: subjects shuffled with ``random_state`` and dealt round-robin into ``n_splits``
     folds (fold sizes differ by at most one subject); yield ``(train_idx, test_idx)``."""
     g = _groups(groups)
     subjects = np.unique(g)
     if not 2 <= n_splits <= len(subjects):
         raise SchemaError(f"n_splits must be between 2 and the number of subjects ({len(subjects)}), "
                           f"got {n_splits}")
-    order = np.random.default_rng(seed).permutation(subjects)
+    order = np.random.default_rng(random_state).permutation(subjects)
     for k in range(n_splits):
         test = np.isin(g, order[k::n_splits])
         yield np.flatnonzero(~test), np.flatnonzero(test)
@@ -274,7 +274,7 @@ def remove_modality(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modali
 
 
 def add_noise(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modality: str, snr_db: float,
-              seed: int = 0) -> tuple[dict, dict]:
+              random_state: int = 0) -> tuple[dict, dict]:
     """``(X, mask)`` with white Gaussian noise added to ``modality`` at ``snr_db``.
 
     Per feature, signal power is the feature's variance over the present rows; the noise
@@ -289,7 +289,7 @@ def add_noise(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modality: st
     if len(rows) == 0:
         return dict(X), full
     sd = np.sqrt(np.nanvar(rows, axis=0) / 10.0 ** (snr_db / 10.0))
-    noise = np.random.default_rng(seed).standard_normal(x.shape) * sd
+    noise = np.random.default_rng(random_state).standard_normal(x.shape) * sd
     x = np.where(p[..., None], x + noise, x)
     out = dict(X)
     out[modality] = x
@@ -329,14 +329,14 @@ def shift_modality(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modalit
 
 
 def standard_perturbations(modalities: Sequence[str], snr_db: Sequence[float] = (20, 10, 0),
-                           shifts: Sequence[int] = (1, 2), seed: int = 0) -> dict[str, Perturbation]:
+                           shifts: Sequence[int] = (1, 2), random_state: int = 0) -> dict[str, Perturbation]:
     """Named perturbations for :func:`cross_validate`: ``remove:<m>``, ``noise:<m>:<snr>dB``
     and ``shift:<m>:<k>`` for each modality ``m``."""
     out: dict[str, Perturbation] = {}
     for m in modalities:
         out[f"remove:{m}"] = lambda X, mask, g, m=m: remove_modality(X, mask, m)
         for s in snr_db:
-            out[f"noise:{m}:{s:g}dB"] = lambda X, mask, g, m=m, s=s: add_noise(X, mask, m, s, seed)
+            out[f"noise:{m}:{s:g}dB"] = lambda X, mask, g, m=m, s=s: add_noise(X, mask, m, s, random_state)
         for k in shifts:
             out[f"shift:{m}:{k}"] = lambda X, mask, g, m=m, k=k: shift_modality(X, mask, m, k, g)
     return out
@@ -408,13 +408,13 @@ def cross_validate(model, X: Mapping[str, Any], y: Any, groups: Any,
                    mask: Mapping[str, Any] | None = None,
                    splits: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
                    calibrate: bool = False, n_val_groups: int = 2,
-                   perturbations: Mapping[str, Perturbation] | None = None, seed: int = 0,
+                   perturbations: Mapping[str, Perturbation] | None = None, random_state: int = 0,
                    progress: bool = False) -> CVResult:
     """Out-of-fold predictions of ``model`` (a fresh clone per fold), leave-one-subject-out
     by default (chapter 30_fusion_taxonomy).
 
     With ``calibrate=True``, ``n_val_groups`` training subjects of each fold (drawn with
-    ``seed``) are held out of training; a :class:`TemperatureScaler` is fitted on their
+    ``random_state``) are held out of training; a :class:`TemperatureScaler` is fitted on their
     logits and applied to the test fold. Models whose ``fit`` takes ``validation`` (the deep
     models) also early-stop on those subjects, and models whose ``fit`` takes ``groups``
     (stacking) get the subject ids. ``perturbations`` (e.g. from
@@ -433,7 +433,7 @@ def cross_validate(model, X: Mapping[str, Any], y: Any, groups: Any,
     calibrated = np.full((n, C), np.nan) if calibrate else None
     perturbed = {k: np.full((n, C), np.nan) for k in (perturbations or {})}
     temps, bounds_hit, fit_s, mods = [], [], 0.0, []
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     for train, test in tqdm(folds, desc=type(model).__name__, disable=not progress, leave=False):
         fit_idx, val_idx = np.asarray(train), np.array([], dtype=int)
         if calibrate:
@@ -497,7 +497,7 @@ def unimodal_baselines(modalities: Sequence[str], estimator=None) -> dict[str, A
 
 def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, groups: Any,
                    mask: Mapping[str, Any] | None = None, calibrate: bool = True,
-                   splits: Sequence | None = None, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+                   splits: Sequence | None = None, random_state: int = 0, progress: bool = False) -> pd.DataFrame:
     """The unimodal-vs-fused table (chapter 30_fusion_taxonomy): one row per model with ``name``,
     ``kind`` ("unimodal" if it uses one modality, else "fused"), ``modalities``,
     ``macro_f1``, ``balanced_accuracy``, ``ece`` (after temperature scaling when
@@ -505,7 +505,7 @@ def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, grou
     rows = []
     splits = None if splits is None else list(splits)
     for name, model in models.items():
-        res = cross_validate(model, X, y, groups, mask, splits, calibrate=calibrate, seed=seed,
+        res = cross_validate(model, X, y, groups, mask, splits, calibrate=calibrate, random_state=random_state,
                              progress=progress)
         s = res.scores()
         rows.append({"name": name, "kind": "unimodal" if len(res.modalities) == 1 else "fused",
@@ -518,15 +518,15 @@ def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, grou
 def robustness_sweep(model, X: Mapping[str, Any], y: Any, groups: Any,
                      mask: Mapping[str, Any] | None = None, modalities: Sequence[str] | None = None,
                      snr_db: Sequence[float] = (20, 10, 0), shifts: Sequence[int] = (1, 2),
-                     splits: Sequence | None = None, seed: int = 0) -> pd.DataFrame:
+                     splits: Sequence | None = None, random_state: int = 0) -> pd.DataFrame:
     """Macro-F1 and balanced accuracy of ``model`` (cross-validated once) on clean test data
     and under each perturbation of :func:`standard_perturbations` (chapter
     40_missing_robustness). Columns: ``perturbation`` ("none", "remove", "noise", "shift"),
     ``modality``, ``level`` (SNR in dB or shift in windows), ``macro_f1``,
     ``balanced_accuracy``."""
     mods = list(X) if modalities is None else list(modalities)
-    pert = standard_perturbations(mods, snr_db, shifts, seed)
-    res = cross_validate(model, X, y, groups, mask, splits, perturbations=pert, seed=seed)
+    pert = standard_perturbations(mods, snr_db, shifts, random_state)
+    res = cross_validate(model, X, y, groups, mask, splits, perturbations=pert, random_state=random_state)
     rows = [{"perturbation": "none", "modality": "", "level": np.nan, **_two(res, res.proba)}]
     for name, p in res.perturbed.items():
         kind, m, *rest = name.split(":")

@@ -616,7 +616,7 @@ class MFCCSummary(TransformerMixin, BaseEstimator):
                                       n_fft=self.n_fft, hop_length=hop) for c in _clip_list(X, sr)])
 
 
-def mfcc_linear_model(sr: int = 8000, seed: int = 0, C: float = 1.0, **mfcc_kwargs):
+def mfcc_linear_model(sr: int = 8000, random_state: int = 0, C: float = 1.0, **mfcc_kwargs):
     """MFCC summary + standardisation + logistic regression (chapter 11_voice baseline).
 
     A scikit-learn pipeline whose ``fit``/``predict`` take a list of clips at ``sr``.
@@ -626,7 +626,7 @@ def mfcc_linear_model(sr: int = 8000, seed: int = 0, C: float = 1.0, **mfcc_kwar
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(MFCCSummary(sr=sr, **mfcc_kwargs), StandardScaler(),
-                         LogisticRegression(C=C, max_iter=5000, random_state=seed))
+                         LogisticRegression(C=C, max_iter=5000, random_state=random_state))
 
 
 def _torch_module():

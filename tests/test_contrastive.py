@@ -109,7 +109,7 @@ def test_validation_split_keeps_groups_together(planted):
     groups = np.repeat(np.arange(60), 10)
     m = ContrastiveAligner(random_state=0, epochs=2, validation_fraction=0.2).fit(A, B, groups=groups)
     assert m.n_val_ == 120 and m.n_train_ == 480  # 12 whole groups of 10 held out
-    tr, te = split_by_group(groups, 0.25, seed=0)
+    tr, te = split_by_group(groups, 0.25, random_state=0)
     assert not set(groups[tr]) & set(groups[te]) and len(tr) + len(te) == len(groups)
 
 

@@ -237,7 +237,7 @@ def test_fsdd_mfcc_linear_baseline_on_the_official_test_split(data_dir):
     clips = load_clips(table)
     train = (table.split == "train").to_numpy()
     assert train.sum() == 900 and (~train).sum() == 300
-    model = V.mfcc_linear_model(sr=8000, seed=0)
+    model = V.mfcc_linear_model(sr=8000, random_state=0)
     model.fit([c for c, m in zip(clips, train) if m], table.label[train])
     acc = model.score([c for c, m in zip(clips, ~train) if m], table.label[~train])
     assert acc >= 0.9  # measured 0.947

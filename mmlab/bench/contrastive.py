@@ -40,7 +40,7 @@ def run(subjects: int = 200, seed: int = 0, **_) -> dict:
     text_s = time.perf_counter() - t
     groups = pairs.meta["group"].to_numpy()
     keep = np.isfinite(pairs.a).all(axis=1)
-    tr, te = split_by_group(groups, 0.3, seed=seed)
+    tr, te = split_by_group(groups, 0.3, random_state=seed)
     tr, te = tr[keep[tr]], te[keep[te]]
     A, B, y = pairs.a, pairs.b, pairs.meta["label"].to_numpy()
 

@@ -40,14 +40,14 @@ __all__ = [
 ]
 
 
-def split_by_group(groups, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_by_group(groups, test_fraction: float = 0.3, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(train, test)`` with whole groups (calls, subjects) on one side only."""
     groups = np.asarray(groups)
     if len(np.unique(groups)) < 2:
         raise SignalError("split_by_group: need at least two groups")
     if not 0 < test_fraction < 1:
         raise SignalError(f"split_by_group: test_fraction must be in (0, 1), got {test_fraction}")
-    return validation_split(len(groups), test_fraction, np.random.default_rng(seed), groups=groups)
+    return validation_split(len(groups), test_fraction, np.random.default_rng(random_state), groups=groups)
 
 
 
