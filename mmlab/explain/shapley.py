@@ -51,6 +51,24 @@ def shapley_values(values: Mapping[Any, Any], players: Sequence[str]) -> dict[st
 
     They sum to ``v(all) - v(empty)`` (efficiency). Introduced in the Part 3
     interpretability chapter; :func:`modality_shapley` builds the table from a model.
+
+    Parameters
+    ----------
+    values : mapping
+        Subset of players -> value (float or array), for all ``2^M`` subsets.
+    players : sequence of str
+        The players (modalities).
+
+    Returns
+    -------
+    dict
+        ``{player: Shapley value}`` (arrays when the values are arrays).
+
+    Examples
+    --------
+    >>> phi = shapley_values({(): 0.0, ("a",): 1.0, ("b",): 2.0, ("a", "b"): 4.0}, ["a", "b"])
+    >>> {k: float(v) for k, v in phi.items()}
+    {'a': 1.5, 'b': 2.5}
     """
     players = list(players)
     M = len(players)
@@ -202,6 +220,41 @@ def modality_shapley(model: Any, X: Mapping[str, Any], y: Any, mask: Mapping[str
 
     Returns a :class:`ShapleyResult` whose ``attributions`` Series sums to
     ``v(all) - v(empty)``. Introduced in the Part 3 interpretability chapter.
+
+    Parameters
+    ----------
+    model : estimator
+        Has ``predict_proba(X, mask=None)``, ``classes_`` and (optionally) ``modalities_``.
+    X : dict of str to array
+        Per-modality inputs ``(n, d_m)`` or ``(n, T, d_m)``.
+    y : array of shape (n,)
+        True labels (among ``model.classes_``).
+    mask : dict of str to bool array, optional
+        Presence flags (``None``: all present).
+    value : str or callable, default "log_proba"
+        The score of a subset (see above).
+    modalities : sequence of str, optional
+        The players (default ``model.modalities_``).
+    empty : str or sequence of float, default "model"
+        The prediction with nothing present.
+
+    Returns
+    -------
+    ShapleyResult
+        ``attributions`` is a Series (one value per modality).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class OnlyA:  # class 1 with p = 0.9 when modality "a" is present, else a coin flip
+    ...     classes_, modalities_ = np.array([0, 1]), ["a", "b"]
+    ...     def predict_proba(self, X, mask=None):
+    ...         p = np.where(mask["a"], 0.9, 0.5)
+    ...         return np.column_stack([1 - p, p])
+    >>> X = {"a": np.zeros((4, 1)), "b": np.zeros((4, 1))}
+    >>> res = modality_shapley(OnlyA(), X, np.array([1, 1, 1, 1]), value="accuracy")
+    >>> res.attributions.to_dict()
+    {'a': 1.0, 'b': 0.0}
     """
     X, present, n = _check_X(X, mask)
     players = _players(model, X, modalities)
@@ -232,6 +285,43 @@ def sample_shapley(model: Any, X: Mapping[str, Any], mask: Mapping[str, Any] | N
     already missing for a sample (``mask`` False) gets exactly 0 there. Averaging the rows
     (``result.mean()``) gives the Shapley values of the mean probability, by linearity.
     Introduced in the Part 3 interpretability chapter.
+
+    Parameters
+    ----------
+    model : estimator
+        Has ``predict_proba(X, mask=None)``, ``classes_`` and (optionally) ``modalities_``.
+    X : dict of str to array
+        Per-modality inputs ``(n, d_m)`` or ``(n, T, d_m)``.
+    mask : dict of str to bool array, optional
+        Presence flags (``None``: all present).
+    target : "pred", "true" or label(s), default "pred"
+        The class whose probability is explained.
+    y : array of shape (n,), optional
+        True labels (for ``target="true"``).
+    log : bool, default False
+        Explain the log probability instead.
+    modalities : sequence of str, optional
+        The players (default ``model.modalities_``).
+    empty : str or sequence of float, default "model"
+        The prediction with nothing present.
+
+    Returns
+    -------
+    ShapleyResult
+        ``attributions`` is a DataFrame ``(n, M)``; each row sums to ``p(all) - p(none)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class OnlyA:  # class 1 with p = 0.9 when modality "a" is present, else a coin flip
+    ...     classes_, modalities_ = np.array([0, 1]), ["a", "b"]
+    ...     def predict_proba(self, X, mask=None):
+    ...         p = np.where(mask["a"], 0.9, 0.5)
+    ...         return np.column_stack([1 - p, p])
+    >>> X = {"a": np.zeros((4, 1)), "b": np.zeros((4, 1))}
+    >>> res = sample_shapley(OnlyA(), X, target=1)
+    >>> res.attributions.round(3).iloc[0].to_dict()
+    {'a': 0.4, 'b': 0.0}
     """
     index = _index_of(X)
     X, present, n = _check_X(X, mask)

@@ -46,6 +46,31 @@ def subgroup_labels(subjects: Any, participants: pd.DataFrame, column: str, *,
     with ``bins`` a numeric column is cut into bands (``pd.cut``, right-open), labelled
     ``"21-30"`` style unless ``labels`` are given. Subjects missing from the table raise
     SchemaError; a missing attribute stays NaN (such samples count only in "all").
+
+    Parameters
+    ----------
+    subjects : array of shape (n,)
+        The subject of each sample.
+    participants : DataFrame
+        One row per subject, with ``id_column`` and ``column``.
+    column : str
+        The attribute.
+    bins, labels : sequence, optional
+        Cut a numeric attribute into (labelled) bands.
+    id_column : str, default "participant_id"
+        The subject id column of ``participants``.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        One group label per sample.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> parts = pd.DataFrame({"participant_id": ["S01", "S02"], "age": [25, 41]})
+    >>> subgroup_labels(["S01", "S01", "S02"], parts, "age", bins=[20, 30, 50]).tolist()
+    ['20-30', '20-30', '30-50']
     """
     if id_column not in participants.columns:
         raise SchemaError(f"participants: no {id_column!r} column (have {list(participants.columns)})")
@@ -102,6 +127,36 @@ def subgroup_metrics(y_true: Any, proba: Any, groups: Any, *, classes: Any = Non
     calibration error with ``n_bins`` equal-width bins), so a subgroup's row is comparable
     with the overall figures of the evaluation chapters. Introduced in the Part 3
     interpretability chapter.
+
+    Parameters
+    ----------
+    y_true : array of shape (n,)
+        True labels.
+    proba : array of shape (n, C) or (n,)
+        Class probabilities, or predicted labels.
+    groups : array of shape (n,)
+        A group label per sample.
+    classes : array, optional
+        The columns of ``proba`` (default: the sorted labels).
+    n_bins : int, default 15
+        Bins of the calibration error.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``n``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``ece``; one row
+        per group, then ``"all"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array(["calm", "calm", "stress", "stress", "calm", "stress"])
+    >>> pred = np.array(["calm", "calm", "stress", "stress", "stress", "calm"])
+    >>> table = subgroup_metrics(y, pred, ["f", "f", "f", "f", "m", "m"])
+    >>> table["accuracy"].round(3).to_dict()
+    {'f': 1.0, 'm': 0.0, 'all': 0.667}
+    >>> subgroup_gap(table, "accuracy")
+    1.0
     """
     y_true = np.asarray(y_true)
     n = len(y_true)
