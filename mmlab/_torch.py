@@ -203,7 +203,7 @@ def train_loop(modules, optimizer, batches: Callable[[int], Iterable[np.ndarray]
     ...     res = train_loop(net, opt, lambda e: minibatches(range(32), 8, np.random.default_rng(e)),
     ...                      lambda idx: ((net(x[idx]) - 3 * x[idx]) ** 2).mean(), epochs=50,
     ...                      validate=lambda: float(((net(x) - 3 * x) ** 2).mean()), patience=3)
-    >>> round(float(net.weight), 2), res.n_epochs < 50
+    >>> round(net.weight.item(), 2), res.n_epochs < 50
     (3.0, True)
     """
     import torch
