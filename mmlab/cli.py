@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Optional packages some commands need, and the extra of ``pip install "mmlab[...]"`` that has them.
-_EXTRAS = {"jupyter_client": "test", "nbclient": "test", "nbformat": "test", "ipykernel": "test",
+_EXTRAS = {"jupyter_client": "teach", "nbclient": "teach", "nbformat": "teach", "ipykernel": "teach",
            "papermill": "test", "pytest": "test", "jupyterlab": "lab"}
 
 

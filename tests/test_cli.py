@@ -177,7 +177,7 @@ def test_missing_optional_package_names_the_extra(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_cmd_data_info", needs_kernel)
     assert cli.main(["data", "info", "x"]) == 2
     err = _err(capsys)
-    assert "needs the optional package 'jupyter_client'" in err and 'pip install "mmlab[test]"' in err
+    assert "needs the optional package 'jupyter_client'" in err and 'pip install "mmlab[teach]"' in err
 
 
 def test_missing_required_package_is_not_hidden(monkeypatch):
@@ -187,3 +187,18 @@ def test_missing_required_package_is_not_hidden(monkeypatch):
     monkeypatch.setattr(cli, "_cmd_data_info", broken)
     with pytest.raises(ModuleNotFoundError):
         cli.main(["data", "info", "x"])
+
+
+def test_grade_without_the_teach_extra_says_how_to_install_it(monkeypatch, capsys, tmp_path):
+    """`mmlab grade` needs the teach extra; without it: one line naming the extra, exit 2."""
+    import sys
+
+    for name in ("nbformat", "nbclient", "jupyter_client"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import name` now fails as if absent
+    for name in [m for m in sys.modules if m.startswith("mmlab.teach")]:
+        monkeypatch.delitem(sys.modules, name)
+    nb = tmp_path / "sub.ipynb"
+    nb.write_text("{}")
+    assert cli.main(["grade", str(nb)]) == 2
+    err = _err(capsys)
+    assert "needs the optional package" in err and 'pip install "mmlab[teach]"' in err
