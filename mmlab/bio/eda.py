@@ -125,10 +125,40 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     rise from onset to peak. SCRs below ``amplitude_min`` or rising for longer than
     ``max_rise_s`` (4 s: slower bumps are the high-pass filter's recovery after a large
     response, not responses) are dropped. NaN gaps split the signal: no SCR is reported
-    across one. Columns: ``onset``, ``peak`` (sample indices), ``onset_s``, ``peak_s``
-    (seconds from the first sample), ``amplitude`` (µS) and ``rise_time_s``.
+    across one. A constant signal has no SCRs, and neither has noise below ``amplitude_min``.
 
-    A constant signal has no SCRs, and neither has noise below ``amplitude_min``.
+    Parameters
+    ----------
+    phasic : array_like
+        The phasic EDA component in µS, shape ``(n,)`` (e.g. from :func:`decompose`);
+        NaN marks missing samples.
+    fs : float
+        Sampling rate in Hz.
+    amplitude_min : float, default :data:`SCR_AMPLITUDE_MIN`
+        Smallest SCR amplitude (µS) reported.
+    max_rise_s : float, default 4.0
+        Longest onset-to-peak rise (s) of an SCR.
+    smooth_hz : float or None, default 1.0
+        Cut-off of the zero-phase low-pass applied first; ``None`` skips it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per SCR: ``onset``, ``peak`` (sample indices), ``onset_s``, ``peak_s``
+        (seconds from the first sample), ``amplitude`` (µS) and ``rise_time_s``.
+
+    Examples
+    --------
+    Two responses of 0.3 and 0.5 µS starting at 10 s and 35 s:
+
+    >>> import numpy as np
+    >>> from mmlab.synth.physio import scr_response
+    >>> phasic = scr_response(np.array([10.0, 35.0]), np.array([0.3, 0.5]), 0.0, 20.0, 1200)
+    >>> scr = detect_scr(phasic, 20.0)
+    >>> scr[["onset_s", "amplitude"]].round(1).to_numpy().tolist()
+    [[9.6, 0.3], [34.6, 0.5]]
+    >>> len(detect_scr(np.zeros(1200), 20.0))
+    0
     """
     from scipy.signal import find_peaks
 
