@@ -90,3 +90,27 @@ def test_documented_parameters_exist():
 def test_the_section_finder_can_fail():
     assert sections("Summary.\n\nParameters\n----------\nx : int\n") == {"Parameters"}
     assert sections("Summary.\n\nParameters\nx : int\n") == set()
+
+
+# ------------------------------------------------------------ claims about other libraries
+def test_neurokit2_claims_in_the_docs_hold_for_the_installed_version():
+    """bio/eda.py and chapter 12 describe what the installed neurokit2 does; if an upgrade
+    changes that, this test says which text to update."""
+    import warnings
+    from importlib.metadata import version
+
+    import numpy as np
+    import neurokit2 as nk
+
+    from mmlab.bio.eda import detect_scr
+
+    assert version("neurokit2") == "0.3.0", "update the version named in bio/eda.py and 12_ecg_hrv"
+    noise = 1e-6 * np.random.default_rng(0).standard_normal(50 * 120)
+    assert len(nk.eda_peaks(noise, sampling_rate=50)[1]["SCR_Peaks"]) > 1000  # relative threshold
+    assert len(detect_scr(noise, 50.0)) == 0
+    with pytest.raises(ValueError):
+        nk.eda_peaks(np.zeros(50 * 120), sampling_rate=50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        signals, info = nk.ecg_process(np.zeros(500 * 30), sampling_rate=500)
+    assert len(info["ECG_R_Peaks"]) == 0 and signals["ECG_Rate"].isna().all() and caught

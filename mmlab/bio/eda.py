@@ -15,11 +15,13 @@ device at 700 Hz and on a wristband at 4 Hz (Empatica E4).
   with an **absolute** minimum amplitude (default 0.01 µS);
 * :func:`process` — all of it, returning an :class:`EdaResult` with a ``summary()``.
 
-Why an absolute amplitude threshold: neurokit2 0.2.13's ``eda_peaks`` keeps peaks whose
-prominence exceeds 10 % of the *largest* one, so on a signal without responses it keeps
-floating-point noise: it reports dozens of SCRs on a constant EDA signal. Ours reports 0
-(a test checks it), and its detections agree with neurokit2's on clean signals (another
-test).
+Why an absolute amplitude threshold: neurokit2's ``eda_peaks`` (0.3.0, the version
+installed here) keeps peaks higher than 10 % of the *largest* one, a relative threshold, so
+on a signal without responses it keeps the noise: two minutes of 1e-6 µS noise give more
+than a thousand "SCRs", and an exactly constant signal makes it raise a ``ValueError``.
+Ours reports none in both cases (a test checks it; tests/test_docstrings.py checks these
+claims about neurokit2 against the installed version), and its detections agree with
+neurokit2's on clean signals (another test).
 """
 
 from __future__ import annotations
