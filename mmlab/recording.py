@@ -452,7 +452,10 @@ class Recording:
         prefix = found[0].name[: -len("_recording.json")]
         streams = [_load_stream(sub, prefix, name, mmap) for name in info.get("streams", [])]
         events = sub / f"{prefix}_events.tsv"
-        ann = _read_events(events) if events.exists() else None
+        if not events.is_file():  # save() always writes one, if only a header
+            raise DataFormatError(f"{events}: file is missing; a saved recording always has "
+                                  "its annotations table (possibly empty)")
+        ann = _read_events(events)
         return cls(subject=info["subject"], streams=streams, annotations=ann,
                    meta=info.get("meta", {}), t0=info.get("t0"))
 

@@ -107,6 +107,19 @@ def test_data_info_on_junk_events_is_a_clear_error(tmp_path, capsys, junk, fragm
         Recording.load(out / "sub-M01")
 
 
+def test_a_missing_events_file_is_an_error_not_an_empty_table(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert _make(out) == 0
+    (out / "sub-M02" / "sub-M02_events.tsv").unlink()
+    assert cli.main(["data", "info", str(out)]) == 2
+    assert "sub-M02_events.tsv: file is missing" in _err(capsys)
+
+
+def test_an_empty_annotations_table_round_trips(tmp_path):
+    Cohort([Recording("01")]).save(tmp_path / "c")
+    assert len(Cohort.load(tmp_path / "c")[0].annotations) == 0
+
+
 def test_data_info_lists_the_annotations(tmp_path, capsys):
     out = tmp_path / "c"
     assert _make(out) == 0
