@@ -48,7 +48,8 @@ KNOBS: dict[str, B.Knob] = {
     "failure_fraction": B.Knob(0.3, "share of machines with a bearing defect (exact up to "
                                     "rounding)", kind="prob"),
     "fault_mix": B.Knob({"outer_race": 0.6, "inner_race": 0.4}, "relative frequency of "
-                        "outer- and inner-race defects among failing machines", kind="dict"),
+                        "outer- and inner-race defects among failing machines", kind="dict",
+                        hi=1000.0),
     "imbalance_fraction": B.Knob(0.2, "share of healthy machines with rotor imbalance (a "
                                       "distractor)", kind="prob"),
     "minutes": B.Knob(None, "session length in minutes (None: 10 full, 1 fast)", optional=True, lo=0.05,
