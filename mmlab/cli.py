@@ -88,9 +88,10 @@ def _cmd_data_make(args: argparse.Namespace) -> int:
     out = _check_out(args.out)
     if args.subjects < 1:
         raise UsageError(f"--subjects must be a positive integer, got {args.subjects}")
-    start = time.perf_counter()
+    start, written = time.perf_counter(), [0]
 
     def progress(done: int, total: int, subject: str) -> None:
+        written[0] = done
         if args.quiet:
             return
         elapsed = time.perf_counter() - start
@@ -98,8 +99,13 @@ def _cmd_data_make(args: argparse.Namespace) -> int:
         print(f"[{done}/{total}] {subject} written ({elapsed:.1f} s, about {eta:.0f} s left)",
               file=sys.stderr, flush=True)
 
-    folder = write_cohort(args.scenario, out, n_subjects=args.subjects, seed=args.seed,
-                          fast=args.fast, overwrite=args.overwrite, progress=progress, **knobs)
+    try:
+        folder = write_cohort(args.scenario, out, n_subjects=args.subjects, seed=args.seed,
+                              fast=args.fast, overwrite=args.overwrite, progress=progress, **knobs)
+    except KeyboardInterrupt:
+        print(f"mmlab: interrupted after {written[0]} of {args.subjects} subjects; {out} is marked "
+              "incomplete (Cohort.load refuses it); run again with --overwrite", file=sys.stderr)
+        return 130
     print(f"wrote {args.subjects} {args.scenario} subjects to {folder}")
     return 0
 

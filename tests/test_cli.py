@@ -157,10 +157,20 @@ def test_interrupted_writing_is_marked_and_refused(tmp_path, capsys, monkeypatch
     assert part.subjects == ["M01", "M02"] and part.meta["complete"] is False
     assert cli.main(["data", "info", str(tmp_path / "w")]) == 2
     assert "incomplete (2 of 4" in _err(capsys)
-    # Ctrl-C in the command: exit 130, a message, no traceback
-    monkeypatch.setattr("mmlab.synth.write_cohort", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    assert _make(tmp_path / "x") == 130
-    assert "interrupted" in _err(capsys)
+    # Ctrl-C in the command: exit 130, a message saying what is on disk, no traceback
+    import mmlab.synth
+
+    real = mmlab.synth.write_cohort
+
+    def interrupted(*args, progress, **kwargs):
+        return real(*args, progress=lambda d, n, s: (progress(d, n, s), stop_after_two(d, n, s)),
+                    **kwargs)
+
+    monkeypatch.setattr(mmlab.synth, "write_cohort", interrupted)
+    assert _make(tmp_path / "x", subjects=3) == 130
+    assert "interrupted after 2 of 3 subjects" in _err(capsys)
+    with pytest.raises(DataFormatError, match="incomplete"):
+        Cohort.load(tmp_path / "x")
 
 
 def test_disk_space_guard_stops_early(tmp_path, monkeypatch):
