@@ -178,6 +178,11 @@ def detect_r_peaks(ecg, fs, method: str = "neurokit") -> np.ndarray:
     ``biosppy.signals.ecg.ecg``. NaN gaps and flat stretches are skipped: no beat is ever
     reported inside them.
 
+    The detector consults signal quality: in every ``SQI_BLOCK_S`` (10 s) block the beats
+    are correlated with the signal's median beat, and a block scoring below ``SQI_MIN``
+    (white noise, a lead-off trace, converter noise: no physiological content) gives no
+    R-peaks, with a :class:`~mmlab.bio.quality.SignalWarning` naming the fraction dropped.
+
     Parameters
     ----------
     ecg : array_like
@@ -190,7 +195,8 @@ def detect_r_peaks(ecg, fs, method: str = "neurokit") -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Sorted int64 sample indices of the R peaks (empty if there are none).
+        Sorted int64 sample indices of the R peaks (empty if there are none, e.g. for a
+        signal without physiological content).
 
     Raises
     ------

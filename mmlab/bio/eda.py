@@ -122,12 +122,21 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     Introduced in chapter 13_eda. The phasic signal is first smoothed by a zero-phase
     low-pass at ``smooth_hz`` (1 Hz; SCRs rise over 1-3 s, so this removes sensor noise,
     not responses; ``None`` skips it). Peaks are its local maxima whose prominence reaches
-    ``amplitude_min`` (µS, absolute). Each SCR's onset is the lowest point between the
+    the threshold (µS, absolute). Each SCR's onset is the lowest point between the
     previous peak (at most ``2 * max_rise_s`` back) and its peak; its amplitude is the
-    rise from onset to peak. SCRs below ``amplitude_min`` or rising for longer than
+    rise from onset to peak. SCRs below the threshold or rising for longer than
     ``max_rise_s`` (4 s: slower bumps are the high-pass filter's recovery after a large
     response, not responses) are dropped. NaN gaps split the signal: no SCR is reported
-    across one. A constant signal has no SCRs, and neither has noise below ``amplitude_min``.
+    across one.
+
+    **Noise gate.** The threshold is ``max(amplitude_min, noise_factor x noise level)``,
+    where the noise level is the robust SD of the smoothed signal above 0.5 Hz (where SCRs
+    have little energy): smoothed white noise peaks at up to ~14 times it, so two minutes
+    of sensor noise give no SCR. A constant signal has no SCRs, and neither has noise
+    below the threshold.
+
+    **Clipping.** An SCR with a clipped sample between its onset and 1 s after its peak
+    has its top cut off: its ``clipped`` flag is True and its ``amplitude`` NaN.
 
     Parameters
     ----------
@@ -137,17 +146,30 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     fs : float
         Sampling rate in Hz.
     amplitude_min : float, default :data:`SCR_AMPLITUDE_MIN`
-        Smallest SCR amplitude (µS) reported.
+        Smallest SCR amplitude (µS) reported, whatever the noise.
     max_rise_s : float, default 4.0
         Longest onset-to-peak rise (s) of an SCR.
     smooth_hz : float or None, default 1.0
         Cut-off of the zero-phase low-pass applied first; ``None`` skips it.
+    clipped : array_like of bool, optional
+        The EDA samples stuck at the amplifier's rail
+        (:func:`mmlab.bio.quality.clipped_mask`; :func:`process` passes it).
+    noise_factor : float or None, default :data:`NOISE_FACTOR`
+        Multiple of the noise level an SCR must reach; ``None`` switches the gate off.
 
     Returns
     -------
     pandas.DataFrame
         One row per SCR: ``onset``, ``peak`` (sample indices), ``onset_s``, ``peak_s``
-        (seconds from the first sample), ``amplitude`` (µS) and ``rise_time_s``.
+        (seconds from the first sample), ``amplitude`` (µS), ``rise_time_s`` and
+        ``clipped``. ``table.attrs["threshold_us"]`` is the threshold used,
+        ``table.attrs["noise_us"]`` the noise level.
+
+    Raises
+    ------
+    SignalError
+        A signal shorter than 10 s, integer samples (ADC counts), a median magnitude
+        above 100 µS (not µS), or a non-positive ``amplitude_min``.
 
     Examples
     --------
