@@ -494,8 +494,9 @@ def align_recording(recording: Recording, clocks: Mapping[str, object]) -> Recor
     clocks : mapping
         Device name -> ``{"offset_s": ..., "drift_ppm": ...}`` (as in
         ``recording.meta["clock_truth"]`` or from :func:`estimate_clock`), an
-        ``(offset_s, drift_ppm)`` pair, or just an offset in seconds. Streams of devices
-        not in ``clocks`` are taken to be on the reference clock already.
+        ``(offset_s, drift_ppm)`` pair, or just an offset in seconds, each parsed by
+        :meth:`mmlab.recording.Clock.from_mapping`. Streams of devices not in ``clocks``
+        are taken to be on the reference clock already.
 
     Returns
     -------
@@ -505,8 +506,9 @@ def align_recording(recording: Recording, clocks: Mapping[str, object]) -> Recor
 
     Raises
     ------
-    SignalError
-        ``clocks`` is not a mapping, or a clock is malformed.
+    SchemaError
+        ``clocks`` is not a mapping, or a clock has unknown keys or values that are not
+        numbers.
 
     Examples
     --------

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import SchemaError
-from mmlab.recording import Stream
+from mmlab.recording import Cohort, Recording, Stream
 
 #: The unix time (2024-03-04 09:00 UTC) the first synthetic session starts at.
 EPOCH = 1_709_542_800.0
