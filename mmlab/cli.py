@@ -2,12 +2,15 @@
 
     mmlab assign [--check]                       solutions/ -> exercises/
     mmlab grade SUBMISSION.ipynb ... [--json] [--csv OUT]
-    mmlab data make SCENARIO --subjects N --seed S --out DIR [--overwrite] [--set KNOB=VALUE]
+    mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
     mmlab bench {data,features,contrastive,fusion} [--json]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
+``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
+an existing cohort in ``--out`` is replaced only with ``--overwrite``; ``--set KNOB=VALUE``
+changes a scenario knob.
 Project errors (:class:`mmlab.MMLabError`) and bad arguments print as one line on stderr
 with exit code 2; a missing optional package names the extra that installs it.
 """
