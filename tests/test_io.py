@@ -291,8 +291,15 @@ def test_wesad_missing_stream(tmp_path):
 
 
 # ========================================================================= WFDB
-def make_wfdb(folder: Path, name: str = "rec1", fs: int = 100, seconds: int = 20, comments=None,
-              with_ann: bool = True) -> Path:
+def make_wfdb(*args, **kwargs) -> Path:
+    from mmlab.io._common import library_deprecations_hidden
+
+    with library_deprecations_hidden("wfdb"):  # wfdb's own pandas calls warn (inplace=True)
+        return _make_wfdb(*args, **kwargs)
+
+
+def _make_wfdb(folder: Path, name: str = "rec1", fs: int = 100, seconds: int = 20, comments=None,
+               with_ann: bool = True) -> Path:
     import wfdb
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -332,6 +339,23 @@ def test_wfdb_challenge_alarm_from_comments(tmp_path):
     ev = rec.phases("event")
     assert list(ev["label"]) == ["alarm"] and ev["onset"].iloc[0] == 300.0
     assert rec.meta["alarm"] == {"type": "Asystole", "true_alarm": True}
+
+
+def test_reading_wfdb_shows_no_deprecation_warnings_of_wfdb(tmp_path):
+    """wfdb calls pandas with inplace=True (deprecated); a reader cannot act on that, so
+    mmlab hides those warnings, and only those."""
+    import warnings
+
+    path = make_wfdb(tmp_path / "w")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = mio.read_wfdb_record(path)
+        mio.describe(tmp_path / "w")
+    assert len(rec.annotations) > 0
+    from mmlab.io._common import library_deprecations_hidden
+
+    with pytest.warns(DeprecationWarning, match="mine"), library_deprecations_hidden("wfdb"):
+        warnings.warn("mine", DeprecationWarning)  # mmlab's (or anyone else's) still show
 
 
 def test_wfdb_truncated_signal_file(tmp_path):

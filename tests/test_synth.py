@@ -442,6 +442,45 @@ def test_call_center_labels_audio_and_wearables():
         assert r.phases("label").label[0] == r.meta["truth"]["label"]
 
 
+# ----------------------------------------------------------------- knob limits
+def _numeric_knobs():
+    from mmlab.synth.scenarios import _module
+
+    for scenario in SCENARIOS:
+        for name, knob in _module(scenario).KNOBS.items():
+            if knob.kind in ("float", "int", "floats", "dict", "durations"):
+                yield scenario, name, knob
+
+
+def test_every_numeric_knob_has_an_upper_limit():
+    """No knob accepts any finite number: 1e9 ppm of drift or 1e6 minutes are typos."""
+    unbounded = [(s, n) for s, n, k in _numeric_knobs() if k.hi is None]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("scenario, name, knob", list(_numeric_knobs()),
+                         ids=[f"{s}-{n}" for s, n, _ in _numeric_knobs()])
+def test_a_value_above_a_knob_limit_is_a_clear_error(scenario, name, knob):
+    too_big = knob.hi * 10 + 1
+    if knob.kind in ("dict", "durations"):
+        keys = knob.keys or tuple(knob.default)
+        value = {keys[0]: too_big}
+        where = rf"knob '{name}'\['{keys[0]}'\]"
+    else:
+        value, where = too_big, f"knob '{name}'"
+        if knob.kind == "floats":
+            where = rf"knob '{name}'\[0\]"
+    with pytest.raises(SchemaError, match=rf"{where} must be <= {knob.hi:g}, got"):
+        make_cohort(scenario, n_subjects=1, fast=True, **{name: value})
+
+
+def test_clock_drift_limit_is_10000_ppm():
+    with pytest.raises(SchemaError, match=r"knob 'clock_drift_ppm' must be <= 10000, got 1000000000.0"):
+        make_cohort("factory", n_subjects=1, fast=True, clock_drift_ppm=1e9)
+    assert make_cohort("factory", n_subjects=1, fast=True, minutes=0.1, image_every_s=3.0,
+                       clock_drift_ppm=10_000).meta["knobs"]["clock_drift_ppm"] == 10_000
+
+
 # ----------------------------------------------------------------- command line
 def test_cli_makes_a_cohort_and_rejects_unknown_knobs(tmp_path, capsys):
     out = tmp_path / "fac"

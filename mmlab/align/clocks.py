@@ -466,12 +466,48 @@ def to_reference(stream: Stream, offset_s: float = 0.0, drift_ppm: float = 0.0) 
 def align_recording(recording: Recording, clocks: Mapping[str, object]) -> Recording:
     """A copy of ``recording`` with every stream on the reference clock (chapter 20_alignment).
 
-    ``clocks`` maps device name to ``{"offset_s": ..., "drift_ppm": ...}`` (as in
-    ``recording.meta["clock_truth"]`` or :func:`estimate_clock`), an ``(offset, drift)``
-    pair or just an offset, parsed by :meth:`mmlab.recording.Clock.from_mapping` (unknown
-    keys or non-numbers raise :class:`~mmlab.errors.SchemaError`). Streams of devices not
-    in ``clocks`` are taken to be on the reference clock already.
-    ``meta["clock_alignment"]`` records what was applied.
+    A device clock reads ``device_time = offset_s + (1 + drift_ppm * 1e-6) * reference_time``;
+    each stream of a device in ``clocks`` gets its start (or timestamps) mapped back to
+    the reference clock and its rate scaled by the drift. The samples are not changed.
+
+    Parameters
+    ----------
+    recording : Recording
+        Streams on their devices' clocks (``Stream.device`` names the device).
+    clocks : mapping
+        Device name -> ``{"offset_s": ..., "drift_ppm": ...}`` (as in
+        ``recording.meta["clock_truth"]`` or from :func:`estimate_clock`), an
+        ``(offset_s, drift_ppm)`` pair, or just an offset in seconds, each parsed by
+        :meth:`mmlab.recording.Clock.from_mapping`. Streams of devices not in ``clocks``
+        are taken to be on the reference clock already.
+
+    Returns
+    -------
+    Recording
+        A new recording (the input is unchanged); ``meta["clock_alignment"]`` records the
+        clocks that were applied.
+
+    Raises
+    ------
+    SchemaError
+        ``clocks`` is not a mapping, or a clock has unknown keys or values that are not
+        numbers.
+
+    Examples
+    --------
+    The wrist clock runs 2 s ahead and 100 ppm fast:
+
+    >>> import numpy as np
+    >>> from mmlab.recording import Recording, Stream
+    >>> wrist = Stream("wrist_eda", np.zeros(400), "eda", rate=4.0, start=12.0, device="wrist")
+    >>> chest = Stream("chest_ecg", np.zeros(700), "ecg", rate=700.0, device="chest")
+    >>> aligned = align_recording(Recording("01", [chest, wrist]),
+    ...                           {"wrist": {"offset_s": 2.0, "drift_ppm": 100.0}})
+    >>> s = aligned["wrist_eda"]
+    >>> round(s.start, 6), round(s.rate, 6), aligned["chest_ecg"].start
+    (9.999, 4.0004, 0.0)
+    >>> aligned.meta["clock_alignment"]
+    {'wrist': {'offset_s': 2.0, 'drift_ppm': 100.0}}
     """
     if not isinstance(clocks, Mapping):
         raise SchemaError(f"clocks must map device names to clocks, got {type(clocks).__name__}")

@@ -211,21 +211,66 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
     31_attention_transformers).
 
     Subclasses set ``_net`` (the module class) and ``_net_params`` (constructor arguments
-    taken from the estimator's parameters). Parameters shared by all deep models:
+    taken from the estimator's parameters); use one of them (:class:`AttentionFusion`,
+    :class:`TensorFusion`, ...). The parameters below are shared by all deep models.
 
-    * ``hidden``, ``dropout``: width of the embeddings and dropout rate;
-    * ``modality_dropout``: during training, each present modality of each row is hidden
-      with this probability (at least one stays), so the model learns to do without it;
-    * ``epochs``, ``batch_size``, ``lr``, ``weight_decay``: AdamW training;
-    * ``patience``, ``validation_fraction``: early stopping on the validation loss;
-    * ``class_weight``: ``None`` or ``"balanced"`` (inverse class frequency in the loss);
-    * ``random_state``, ``device`` (default ``"cpu"``), ``progress`` (a tqdm bar);
-    * ``n_threads``: torch's intra-op threads while fitting and predicting (restored
-      afterwards). The default 1 is the fastest for models this small, and avoids the
-      dramatic slow-down of several threads on a busy machine; ``None`` keeps torch's setting.
+    Parameters
+    ----------
+    modalities : list of str, optional
+        The modalities used; ``None`` uses every key of ``X`` at fit time.
+    hidden : int, default 32
+        Width of the per-modality embeddings.
+    dropout : float, default 0.1
+        Dropout rate inside the network.
+    modality_dropout : float, default 0.0
+        During training, each present modality of each row is hidden with this
+        probability (at least one stays), so the model learns to do without it.
+    epochs, batch_size : int, default 200, 64
+        AdamW training length and mini-batch size.
+    lr, weight_decay : float, default 3e-3, 1e-4
+        AdamW learning rate and weight decay.
+    patience : int, default 20
+        Epochs without a better validation loss before training stops.
+    validation_fraction : float, default 0.15
+        Stratified share of the training rows used for early stopping (unless ``fit``
+        gets ``validation=(X_val, y_val[, mask_val])``).
+    class_weight : None or "balanced", default None
+        ``"balanced"`` weights the loss by inverse class frequency.
+    random_state : int, default 0
+        Seeds the initialisation, batches, split and modality dropout (the global torch
+        RNG is not touched).
+    device : str, default "cpu"
+        Torch device.
+    progress : bool, default False
+        Show a tqdm bar over the epochs.
+    n_threads : int or None, default 1
+        Torch's intra-op threads while fitting and predicting (restored afterwards). 1 is
+        the fastest for models this small and avoids the dramatic slow-down of several
+        threads on a busy machine; ``None`` keeps torch's setting.
 
-    After ``fit``: ``net_`` (the module, eval mode), ``history_`` (per-epoch losses),
-    ``best_epoch_``, ``classes_``, ``modalities_``.
+    Attributes
+    ----------
+    net_ : torch.nn.Module
+        The trained network (eval mode, best epoch's weights).
+    history_ : list of dict
+        Per-epoch training and validation losses.
+    best_epoch_ : int
+        The epoch whose weights were kept.
+    classes_, modalities_ : ndarray, list
+        Class labels (columns of ``predict_proba``) and the modalities used, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = AttentionFusion(epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    >>> model.best_epoch_ <= 30 and len(model.history_) <= 30
+    True
     """
 
     _net: type[nn.Module] = nn.Module
@@ -380,7 +425,29 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
 
 
 class TensorFusion(DeepFusion):
-    """Tensor fusion network (:class:`TensorFusionNet`); ``tensor_dim`` per modality."""
+    """Tensor fusion network (:class:`TensorFusionNet`): the outer product of the modality
+    embeddings, each with a 1 appended.
+
+    Parameters
+    ----------
+    tensor_dim : int, default 8
+        Size of each modality's projection before the outer product (the fused tensor has
+        ``(tensor_dim + 1) ** M`` entries).
+    **others
+        As for :class:`DeepFusion` (``modalities``, ``hidden``, ``epochs``,
+        ``random_state``, ``n_threads``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = TensorFusion(tensor_dim=4, epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = TensorFusionNet
     _net_params = ("tensor_dim",)
@@ -397,7 +464,29 @@ class TensorFusion(DeepFusion):
 
 
 class LowRankFusion(DeepFusion):
-    """Low-rank multimodal fusion (:class:`LowRankFusionNet`); ``rank`` factors of ``tensor_dim``."""
+    """Low-rank multimodal fusion (:class:`LowRankFusionNet`): the tensor-fusion product
+    computed through ``rank`` modality-specific factors, without building the tensor.
+
+    Parameters
+    ----------
+    tensor_dim : int, default 16
+        Size of the fused representation.
+    rank : int, default 4
+        Number of low-rank factors.
+    **others
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = LowRankFusion(rank=2, epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = LowRankFusionNet
     _net_params = ("tensor_dim", "rank")
@@ -416,7 +505,30 @@ class LowRankFusion(DeepFusion):
 
 
 class AttentionFusion(DeepFusion):
-    """Attention fusion (:class:`AttentionFusionNet`) with inspectable modality weights."""
+    """Attention fusion (:class:`AttentionFusionNet`) with inspectable modality weights.
+
+    Each row's modality embeddings are averaged with softmax attention weights over the
+    modalities present in that row (absent ones get weight exactly 0), see
+    :meth:`modality_weights`.
+
+    Parameters
+    ----------
+    **params
+        As for :class:`DeepFusion` (``modalities``, ``hidden``, ``dropout``,
+        ``modality_dropout``, ``epochs``, ``random_state``, ``n_threads``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = AttentionFusion(epochs=30).fit(X, y, mask=mask)
+    >>> w = model.modality_weights(X, mask=mask)
+    >>> list(w.columns), float(w.loc[0, "eda"]), bool(np.allclose(w.sum(axis=1), 1.0))
+    (['ecg', 'eda'], 0.0, True)
+    """
 
     _net = AttentionFusionNet
 
@@ -430,7 +542,29 @@ class AttentionFusion(DeepFusion):
 
 
 class TransformerFusion(DeepFusion):
-    """Cross-modal transformer (:class:`TransformerFusionNet`): ``heads``, ``layers``."""
+    """Cross-modal transformer (:class:`TransformerFusionNet`): one token per modality,
+    absent modalities hidden by the key padding mask.
+
+    Parameters
+    ----------
+    heads : int, default 4
+        Attention heads (``hidden`` must be divisible by it).
+    layers : int, default 1
+        Transformer encoder layers.
+    **others
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = TransformerFusion(heads=2, epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = TransformerFusionNet
     _net_params = ("heads", "layers")
@@ -449,7 +583,26 @@ class TransformerFusion(DeepFusion):
 
 
 class GatedFusion(DeepFusion):
-    """Gated fusion (:class:`GatedFusionNet`)."""
+    """Gated fusion (:class:`GatedFusionNet`): each modality's embedding is scaled by a
+    learned sigmoid gate before summing; absent modalities get gate 0.
+
+    Parameters
+    ----------
+    **params
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = GatedFusion(epochs=30).fit(X, y, mask=mask)
+    >>> g = model.modality_weights(X, mask=mask)
+    >>> g.shape, float(g.loc[0, "eda"])
+    ((100, 2), 0.0)
+    """
 
     _net = GatedFusionNet
 
@@ -463,9 +616,28 @@ class GatedFusion(DeepFusion):
 
 
 class TemporalFusion(DeepFusion):
-    """Temporal fusion (:class:`TemporalFusionNet`): ``X[m]`` has shape ``(n, T, d_m)``,
-    ``mask[m]`` shape ``(n, T)`` (or ``(n,)`` for the whole sequence); the label belongs to
-    the last window of each sequence."""
+    """Temporal fusion (:class:`TemporalFusionNet`): an LSTM over a sequence of windows.
+
+    ``X[m]`` has shape ``(n, T, d_m)``, ``mask[m]`` shape ``(n, T)`` (or ``(n,)`` for the
+    whole sequence); the label belongs to the last window of each sequence
+    (:func:`mmlab.fusion.tables.sequences_from_table` builds such inputs).
+
+    Parameters
+    ----------
+    **params
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None, None], 1.0, (100, 4, 3)),  # 4 windows each
+    ...      "eda": rng.normal(0.0, 1.0, (100, 4, 2))}
+    >>> model = TemporalFusion(epochs=30).fit(X, y)
+    >>> model.predict_proba(X).shape, bool((model.predict(X) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = TemporalFusionNet
     _temporal = True

@@ -37,12 +37,12 @@ blocks live in
 
 from __future__ import annotations
 
-from mmlab.synth.scenarios import SCENARIOS, _scenario_function, describe_knobs, knobs, make_cohort
+from mmlab.synth.scenarios import SCENARIOS, _scenario_function, describe_knobs, knobs, make_cohort, write_cohort
 
 stress_protocol = _scenario_function("stress_protocol")
 call_center = _scenario_function("call_center")
 icu_ward = _scenario_function("icu_ward")
 factory = _scenario_function("factory")
 
-__all__ = ["SCENARIOS", "make_cohort", "knobs", "describe_knobs",
+__all__ = ["SCENARIOS", "make_cohort", "write_cohort", "knobs", "describe_knobs",
            "stress_protocol", "call_center", "icu_ward", "factory"]
