@@ -254,6 +254,8 @@ def as_array(x: Any, dtype: Any = None, msg: str = "") -> np.ndarray:
     elif a.dtype.kind not in "biufcUSM":
         raise _fail(msg, "an array of numbers, booleans or strings", f"an array of dtype {a.dtype}")
     if dtype is not None:
+        if a.dtype.kind in "US" and np.dtype(dtype).kind in "biufc":
+            raise _fail(msg, "numbers", f"strings {_show(a)}")
         try:
             a = a.astype(dtype)
         except (TypeError, ValueError):
