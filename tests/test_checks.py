@@ -307,8 +307,8 @@ def test_converters():
         pass
 
     assert type(C.as_array(np.zeros(2).view(Sub))) is np.ndarray
-    with pytest.raises(AssertionError, match="expected an array of numbers, booleans or strings"):
-        C.as_array(np.array([1, None], dtype=object))
+    with pytest.raises(AssertionError, match="expected a number, string, list, dict or array, got object"):
+        C.as_array(np.array([1, object()], dtype=object))
     assert C.as_array(pd.Series([1, 2])).tolist() == [1, 2]
     with pytest.raises(AssertionError, match="expected a number, got str"):
         C.as_float("1.0")
@@ -320,3 +320,20 @@ def test_converters():
     with pytest.raises(AssertionError, match="expected a pandas DataFrame, got dict"):
         C.as_frame({"x": [1]})
     assert C.plain({"a": np.int64(1), "b": {np.str_("c")}}) == {"a": 1, "b": {"c"}}
+
+
+def test_assert_contains_and_mixed_object_columns():
+    C.assert_contains({"a": 1, "b": 2}, ["a"])
+    C.assert_contains(np.array(["x", "y"]), {"y"})
+    with pytest.raises(AssertionError, match=r"missing \['c'\]"):
+        C.assert_contains(["a", "b"], ["a", "c"], msg="m")
+    with pytest.raises(AssertionError):
+        C.assert_contains([AlwaysEqual()], [1], msg="forged element")
+    # a pandas column of strings and None stays an object array of plain values
+    a = C.as_array(np.array(["ecg", None], dtype=object))
+    assert a.dtype == object and a.tolist() == ["ecg", None]
+    C.assert_array_equal(np.array(["ecg", None], dtype=object), ["ecg", None])
+    with pytest.raises(AssertionError):
+        C.assert_array_equal(np.array(["ecg", None], dtype=object), ["ecg", "eda"])
+    f = C.as_frame(pd.DataFrame({"modality": ["", "ecg"], "f1": [0.5, np.nan]}))
+    assert f["modality"].tolist() == ["", "ecg"] and np.isnan(f["f1"].iloc[1])

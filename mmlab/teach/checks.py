@@ -20,7 +20,8 @@ cannot be read as asked):
 Checks: :func:`assert_close`, :func:`assert_equal`, :func:`assert_array_equal`,
 :func:`assert_shape`, :func:`assert_type`, :func:`assert_len`, :func:`assert_dtype`,
 :func:`assert_nan`, :func:`assert_finite`, :func:`assert_in_range`, :func:`assert_greater`,
-:func:`assert_less`, :func:`assert_isin`, :func:`assert_true`, :func:`assert_raises`.
+:func:`assert_less`, :func:`assert_isin`, :func:`assert_contains`, :func:`assert_true`,
+:func:`assert_raises`.
 
 A test cell reads::
 
@@ -44,7 +45,8 @@ __all__ = [
     "plain", "as_float", "as_array", "as_series", "as_frame",
     "assert_close", "assert_equal", "assert_array_equal", "assert_shape", "assert_type",
     "assert_len", "assert_dtype", "assert_nan", "assert_finite", "assert_in_range",
-    "assert_greater", "assert_less", "assert_isin", "assert_true", "assert_raises",
+    "assert_greater", "assert_less", "assert_isin", "assert_contains", "assert_true",
+    "assert_raises",
 ]
 
 _MAX_SHOWN = 160  # characters of one value in a message
@@ -192,16 +194,25 @@ def as_float(x: Any, msg: str = "") -> float:
 
 
 def _object_elements(a: np.ndarray, msg: str) -> np.ndarray:
-    """An object array rebuilt from plain elements: all strings -> str, all numbers -> float."""
+    """An object array rebuilt from plain elements.
+
+    All strings -> a string array, all booleans -> bool, all numbers -> float; a mix of
+    plain scalars (e.g. strings and ``None``) stays an object array of exact built-in
+    values, which compare honestly. Containers and other objects are refused.
+    """
     items = [plain(v, msg) for v in a.ravel().tolist()]
-    if all(type(v) is str for v in items):
+    if items and all(type(v) is str for v in items):
         return np.array(items, dtype=str).reshape(a.shape)
-    if all(type(v) is bool for v in items):
+    if items and all(type(v) is bool for v in items):
         return np.array(items, dtype=bool).reshape(a.shape)
     if all(type(v) in (int, float, bool) for v in items):
         return np.array(items, dtype=float).reshape(a.shape)
-    kinds = sorted({_type_name(v) for v in items})
-    raise _fail(msg, "an array of numbers, booleans or strings", "elements of type " + ", ".join(kinds))
+    odd = sorted({_type_name(v) for v in items if type(v) not in (int, float, bool, str, type(None))})
+    if odd:
+        raise _fail(msg, "an array of numbers, booleans or strings", "elements of type " + ", ".join(odd))
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out.reshape(a.shape)
 
 
 def as_array(x: Any, dtype: Any = None, msg: str = "") -> np.ndarray:
@@ -251,7 +262,7 @@ def as_array(x: Any, dtype: Any = None, msg: str = "") -> np.ndarray:
         a = np.asarray(a).view(np.ndarray)
     if a.dtype.kind == "O":
         a = _object_elements(a, msg)
-    elif a.dtype.kind not in "biufcUSM":
+    elif a.dtype.kind not in "biufcUSMm":
         raise _fail(msg, "an array of numbers, booleans or strings", f"an array of dtype {a.dtype}")
     if dtype is not None:
         if a.dtype.kind in "US" and np.dtype(dtype).kind in "biufc":
@@ -412,7 +423,7 @@ def assert_array_equal(got: Any, expected: Any, msg: str = "") -> None:
     if g.shape != e.shape:
         raise _fail(msg, f"shape {e.shape}" + (f" ({_show(e)})" if e.size <= 6 else ""),
                     f"shape {g.shape} ({_show(g)})")
-    text_g, text_e = g.dtype.kind in "US", e.dtype.kind in "US"
+    text_g, text_e = g.dtype.kind in "USO", e.dtype.kind in "USO"
     if g.size and text_g != text_e:
         raise _fail(msg, _show(e), _show(g) + " (strings and numbers never match)")
     if text_g or text_e or not g.size:
@@ -634,6 +645,31 @@ def assert_isin(got: Any, allowed: Iterable[Any], msg: str = "") -> None:
     for v in values:
         if not any(_same(v, a) for a in allowed_plain):
             raise _fail(msg, f"only {_show(allowed_plain)}", _show(v))
+
+
+def assert_contains(got: Any, required: Iterable[Any], msg: str = "") -> None:
+    """Pass when every item of ``required`` is among the items of ``got`` (a collection or
+    array-like; for a dict, its keys).
+
+    Examples
+    --------
+    >>> assert_contains({"baseline": 60.0, "stress": 30.0}, ["stress"], msg="phases")
+    >>> assert_contains(["ecg", "eda"], ["resp"], msg="changed modalities")
+    Traceback (most recent call last):
+    ...
+    AssertionError: changed modalities: expected to include ['resp'], got ['ecg', 'eda'] (missing ['resp'])
+    """
+    have = plain(got, msg)
+    if type(have) is dict:
+        items = list(have)
+    elif type(have) in (list, tuple, set, frozenset):
+        items = list(have)
+    else:
+        items = plain(as_array(have, msg=msg).ravel(), msg)
+    need = plain(list(required), msg)
+    missing = [r for r in need if not any(_same(r, v) for v in items)]
+    if missing:
+        raise _fail(msg, f"to include {_show(need)}", f"{_show(items)} (missing {_show(missing)})")
 
 
 def assert_true(condition: Any, msg: str = "") -> None:
