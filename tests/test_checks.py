@@ -337,3 +337,49 @@ def test_assert_contains_and_mixed_object_columns():
         C.assert_array_equal(np.array(["ecg", None], dtype=object), ["ecg", "eda"])
     f = C.as_frame(pd.DataFrame({"modality": ["", "ecg"], "f1": [0.5, np.nan]}))
     assert f["modality"].tolist() == ["", "ecg"] and np.isnan(f["f1"].iloc[1])
+
+
+# --- the graded notebooks use the checks ---------------------------------------------------
+def _solution_test_cells():
+    import ast
+    from pathlib import Path
+
+    import nbformat
+
+    from mmlab.teach.markers import cell_role, nbgrader_meta
+
+    root = Path(__file__).resolve().parents[1] / "solutions"
+    for path in sorted(root.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell_role(cell) == "test":
+                yield f"{path.stem}:{nbgrader_meta(cell)['grade_id']}", ast.parse(cell.source)
+
+
+TEST_CELLS = list(_solution_test_cells())
+
+
+def test_there_are_solution_test_cells():
+    assert len(TEST_CELLS) >= 40
+
+
+@pytest.mark.parametrize("tree", [t for _, t in TEST_CELLS], ids=[i for i, _ in TEST_CELLS])
+def test_solution_test_cell_uses_the_checks_with_a_message(tree):
+    import ast
+
+    body = tree.body
+    assert isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+        and "\n" not in body[0].value.value, "a test cell opens with a one-line docstring"
+    imported = {a.name for n in body if isinstance(n, ast.ImportFrom) and n.module == "mmlab.teach.checks"
+                for a in n.names}
+    assert imported, "the cell imports its checks from mmlab.teach.checks (so answers cannot rebind them)"
+    nodes = list(ast.walk(tree))
+    assert not [n for n in nodes if isinstance(n, ast.Assert)], "no bare assert: use the checks"
+    calls = [n for n in nodes if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+             and n.func.id.startswith("assert_")]
+    assert calls, "the cell checks something"
+    assert {c.func.id for c in calls} <= imported
+    for c in calls:
+        msg = [k.value for k in c.keywords if k.arg == "msg"]
+        assert msg and not (isinstance(msg[0], ast.Constant) and not msg[0].value), \
+            f"line {c.lineno}: {c.func.id} without a message"
