@@ -383,3 +383,60 @@ def test_solution_test_cell_uses_the_checks_with_a_message(tree):
         msg = [k.value for k in c.keywords if k.arg == "msg"]
         assert msg and not (isinstance(msg[0], ast.Constant) and not msg[0].value), \
             f"line {c.lineno}: {c.func.id} without a message"
+
+
+# --- end to end: a forged submission graded by mmlab grade ---------------------------------
+FORGED_ANSWERS = {
+    # an int that equals everything (the old `n_samples(60, 700) == 42000` and isinstance passed)
+    "samples_answer": '''
+class Everything(int):
+    def __eq__(self, other):
+        return True
+    __hash__ = int.__hash__
+
+def n_samples(duration_s, rate_hz):
+    return Everything(0)
+''',
+    # a correct answer: the checks must still give it its points
+    "windows_answer": '''
+def window_starts(n, window, step):
+    return np.arange(0, max(n - window + 1, 0), step, dtype=int)
+''',
+    # a float whose difference to anything is 0 (the old `abs(hr - 60) < 1e-9` passed)
+    "hr_answer": '''
+class Zero(float):
+    def __sub__(self, other):
+        return 0.0
+    __rsub__ = __sub__
+
+def mean_heart_rate(rr_s):
+    return Zero(1.0)
+''',
+}
+
+
+@pytest.mark.timeout(300)
+def test_forged_answers_earn_nothing_from_mmlab_grade(tmp_path):
+    from pathlib import Path
+
+    import nbformat
+
+    from mmlab.teach.grade import grade_notebook
+    from mmlab.teach.markers import nbgrader_meta
+
+    root = Path(__file__).resolve().parents[1]
+    nb = nbformat.read(root / "exercises" / "00_welcome.ipynb", as_version=4)
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid in FORGED_ANSWERS:
+            cell.source = FORGED_ANSWERS[gid].strip()
+    path = tmp_path / "00_welcome.ipynb"
+    nbformat.write(nb, path)
+    result = grade_notebook(path, source_dir=root / "solutions", cell_timeout=60.0)
+    tasks = {t["grade_id"]: t for t in result["tasks"]}
+    assert tasks["windows_test"]["points"] == 2 and tasks["windows_test"]["error"] is None
+    assert tasks["samples_test"]["points"] == 0
+    assert tasks["samples_test"]["error"] == "AssertionError: samples in 60 s at 700 Hz: expected 42000, got 0"
+    assert tasks["hr_test"]["points"] == 0
+    assert tasks["hr_test"]["error"] == "AssertionError: beats 1 s apart: expected 60.0, got 1.0"
+    assert result["score"] == 2 and result["max_score"] == 5
