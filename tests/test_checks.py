@@ -320,6 +320,7 @@ def test_converters():
     with pytest.raises(AssertionError, match="expected a pandas DataFrame, got dict"):
         C.as_frame({"x": [1]})
     assert C.plain({"a": np.int64(1), "b": {np.str_("c")}}) == {"a": 1, "b": {"c"}}
+    assert C.plain(np.array([1, pd.NA], dtype=object)) == [1, None]
 
 
 def test_assert_contains_and_mixed_object_columns():

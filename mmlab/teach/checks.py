@@ -121,6 +121,8 @@ def plain(x: Any, msg: str = "") -> Any:
     """
     if x is None or type(x) in (bool, int, float, str):
         return x
+    if x is pd.NA:  # pandas' missing value in nullable columns
+        return None
     if isinstance(x, bool):  # unreachable (bool cannot be subclassed); kept for clarity
         return bool(x)
     if isinstance(x, np.generic):
