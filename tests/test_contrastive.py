@@ -146,7 +146,7 @@ def test_bad_input_raises_signal_error(planted):
 
 # ----------------------------------------------------------------- paired data
 def test_utterance_voice_features_known_answers():
-    from mmlab.voice import harmonic_tone
+    from mmlab.synth.voice import harmonic_tone
 
     x = harmonic_tone(150.0, duration=1.5, sr=8000)
     f = dict(zip(VOICE_FEATURES, utterance_voice_features(x, 8000)))

@@ -453,6 +453,20 @@ def test_eegmmidb_subject_runs_end_to_end(tmp_path):
         mio.read_eegmmidb(tmp_path, runs=[4])
 
 
+def test_read_motor_imagery_reads_the_imagined_fist_runs_from_the_data_folder(tmp_path):
+    """read_motor_imagery finds eegmmidb/ inside the data folder and reads runs 4, 8, 12."""
+    for run in (3, 4, 8, 12):
+        make_run(tmp_path / "eegmmidb" / "S001", run)
+    rec = mio.read_motor_imagery(tmp_path)
+    assert mio.MOTOR_IMAGERY_RUNS == (4, 8, 12)
+    assert list(rec.streams) == ["eeg_r04", "eeg_r08", "eeg_r12"] and rec.subject == "S001"
+    assert rec.phases()["label"].tolist() == ["imagined"] * 3
+    assert rec.phases("label")["label"].tolist() == ["rest", "left_fist", "right_fist"] * 3
+    assert list(mio.read_motor_imagery(tmp_path / "eegmmidb", runs=[3]).streams) == ["eeg_r03"]
+    with pytest.raises(DatasetError, match="no runs of subject 'S002'"):
+        mio.read_motor_imagery(tmp_path, subject="S002")
+
+
 def test_eegmmidb_truncated_edf(tmp_path):
     """An EDF shorter than its header implies is reported with both sizes."""
     path = make_run(tmp_path, 4)

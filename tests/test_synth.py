@@ -498,3 +498,39 @@ def test_bench_data_is_registered():
     from mmlab import bench
 
     assert "data" in bench.TOPICS
+
+
+# ----------------------------------------------------------------------- EEG (chapter 14)
+def test_simulated_motor_imagery_is_seeded_annotated_and_desynchronises_the_opposite_side():
+    pytest.importorskip("mne")
+    from mmlab.synth.eeg import SIM_CHANNELS, simulate_motor_imagery
+
+    raw = simulate_motor_imagery(n_trials=10, seed=4)
+    again = simulate_motor_imagery(n_trials=10, seed=4)
+    assert raw.ch_names == list(SIM_CHANNELS) and raw.info["sfreq"] == 160.0
+    assert np.array_equal(raw.get_data(), again.get_data())
+    desc = list(raw.annotations.description)
+    assert desc.count("left_fist") == desc.count("right_fist") == 5 and desc.count("rest") == 10
+    # mu power (9-13 Hz) under C4 drops while the left fist is imagined, relative to C3
+    sos = sps.butter(4, [9.0, 13.0], btype="bandpass", fs=160.0, output="sos")
+    x = sps.sosfiltfilt(sos, raw.get_data(picks=["C3", "C4"]), axis=1)
+    ratio = {}
+    for lab in ("left_fist", "right_fist"):
+        idx = np.concatenate([np.arange(int((o + 1.0) * 160), int((o + 3.5) * 160))
+                              for o, d in zip(raw.annotations.onset, desc) if d == lab])
+        p3, p4 = (x[:, idx] ** 2).mean(axis=1)
+        ratio[lab] = p4 / p3
+    assert ratio["left_fist"] < 0.6 < 1.6 < ratio["right_fist"]
+
+
+def test_simulated_motor_imagery_bad_arguments():
+    pytest.importorskip("mne")
+    from mmlab.errors import SignalError
+    from mmlab.synth.eeg import simulate_motor_imagery
+
+    with pytest.raises(SignalError, match="erd must be in"):
+        simulate_motor_imagery(n_trials=2, erd=1.0)
+    with pytest.raises(SignalError, match="Nyquist"):
+        simulate_motor_imagery(n_trials=2, rate=20.0)
+    with pytest.raises(SignalError, match="positive"):
+        simulate_motor_imagery(n_trials=2, rate=0)

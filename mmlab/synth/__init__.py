@@ -32,7 +32,8 @@ With ``clock_offset_s``, ``clock_drift_ppm``, ``timestamp_jitter_s`` and
 ``dropout_per_hour`` at 0 the devices are perfectly aligned and gap-free. The building
 blocks live in
 :mod:`~mmlab.synth.physio`, :mod:`~mmlab.synth.voice`, :mod:`~mmlab.synth.text`,
-:mod:`~mmlab.synth.images` and :mod:`~mmlab.synth.vibration`.
+:mod:`~mmlab.synth.images` and :mod:`~mmlab.synth.vibration`; :mod:`~mmlab.synth.eeg` simulates
+a motor-imagery EEG session (chapter 14_eeg).
 """
 
 from __future__ import annotations
