@@ -1,0 +1,389 @@
+"""The in-sandbox runner of ``mmlab grade`` (run as a script; standard library only).
+
+The grader (the host) starts this file inside the sandbox and talks to it over two pipes:
+
+* requests on stdin, one line each: ``KIND TOKEN HEXSOURCE`` with KIND ``run`` (a notebook
+  cell) or ``test`` (a test cell); TOKEN is a fresh random secret per request;
+* records on the file descriptor named by ``MMLAB_RECORD_FD``, one line per request:
+  ``@@MMLAB@@ TOKEN STATUS HEXTEXT`` with STATUS ``ok``/``error`` (cells) or
+  ``pass``/``fail`` (tests). The host accepts a record only with the token it sent.
+
+Learner output (``print``, ``os.write(1, ...)``) goes to stdout, which the host caps.
+
+Why learner code cannot forge a verdict (see docs/instructor.md for the full model):
+
+* learner code never runs in the main thread: every cell runs in a fresh worker thread
+  started by the main thread, which keeps the token and only ever calls C builtins
+  captured at start-up (Python-level functions could be rewritten through ``__code__``);
+  garbage collection is switched off while the main thread works, so no learner
+  ``__del__`` runs there; SIGINT is ignored and signal handlers can only be set from the
+  main thread, so none are the learner's;
+* an audit hook, installed before any learner code and impossible to remove, forbids
+  adding audit hooks, ``sys._current_frames``, the ``gc`` object walkers, ``ctypes``
+  symbols of the interpreter (``Py*``), opening ``/proc/*/mem``, and, while a test runs,
+  ``sys._getframe`` and frame attributes (``tb_frame``, ``gi_frame``...), so learner code
+  called by a test cannot reach the harness frame; ``sys.settrace``/``setprofile`` are
+  removed;
+* before each test the worker restores builtins and the modules imported at start-up
+  (module dicts, functions' code and defaults, class attributes) and gives the test a
+  fresh namespace whose module names point at the real modules;
+* the verdict is ``pass`` only if the test's code ran to its end and the worker thread
+  ended with exactly one result; a thread or process left running by learner code makes
+  the runner exit without a verdict (the task fails).
+"""
+
+import sys
+
+RECORD = b"@@MMLAB@@ "
+ERROR_CAP = 1000
+OUTPUT_CAP = 20000
+
+
+def main():  # noqa: C901 - one closure on purpose: nothing here is reachable from learner code
+    import _thread
+    import builtins
+    import gc
+    import os
+    import signal
+    import time
+    import types
+
+    # ------------------------------------------------------------ start-up (trusted)
+    rec_fd = int(os.environ.get("MMLAB_RECORD_FD", "3"))
+    preimport = [m for m in os.environ.get("MMLAB_PREIMPORT", "").split(",") if m]
+    os.environ.pop("MMLAB_RECORD_FD", None)
+    for name in ["numpy", "numpy.testing", "math", "cmath", "operator"] + preimport:
+        try:
+            __import__(name)
+        except Exception:  # a missing optional module shows up later as the cell's error
+            pass
+
+    _write, _read = os.write, os.read
+    _start, _lock, _count = _thread.start_new_thread, _thread.allocate_lock, _thread._count
+    _gc_disable, _gc_collect = gc.disable, gc.collect
+    _sleep, _exit = time.sleep, os._exit
+    _compile, _exec, _type, _len, _str, _repr = compile, exec, type, len, str, repr
+    _isinstance, _getattr, _setattr, _delattr = isinstance, getattr, setattr, delattr
+    _hex = bytes.fromhex
+    _encode, _bhex = str.encode, bytes.hex
+    _ModuleType, _FunctionType = types.ModuleType, types.FunctionType
+
+    import _signal as _sigmod
+
+    _SIG_IGN, _SIG_DFL, _SIGINT = _sigmod.SIG_IGN, _sigmod.SIG_DFL, _sigmod.SIGINT
+    _RESET_SIGNALS = tuple(getattr(_sigmod, n) for n in (
+        "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGUSR1", "SIGUSR2", "SIGHUP", "SIGTERM", "SIGCHLD"))
+    _TIMERS = (_sigmod.ITIMER_REAL, _sigmod.ITIMER_VIRTUAL, _sigmod.ITIMER_PROF)
+    _signal, _setitimer = _sigmod.signal, _sigmod.setitimer
+    _listdir, _kill, _getpid, _int = os.listdir, os.kill, os.getpid, int
+    _SIGKILL = _sigmod.SIGKILL
+    _RECORD, _ERROR_CAP, _OSError, _ValueError = RECORD, ERROR_CAP, OSError, ValueError
+    _sys, _BaseException = sys, BaseException
+    keep = []  # every box ever used: main never drops a reference learner code may hold
+
+    mode = [False]  # True while a test runs (read by the audit hook only)
+
+    def audit(event, args):
+        if event == "sys.addaudithook":
+            raise RuntimeError("mmlab grade: audit hooks are not allowed")
+        if event in ("sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents"):
+            raise RuntimeError(f"mmlab grade: {event} is not allowed while grading")
+        if event == "ctypes.dlsym" and _len(args) > 1 and _isinstance(args[1], str) \
+                and (args[1].startswith("Py") or args[1].startswith("_Py")):
+            raise RuntimeError("mmlab grade: the interpreter's C API is not available while grading")
+        if event == "open" and args and _isinstance(args[0], str) and args[0].startswith("/proc/") \
+                and (args[0].endswith("/mem") or "/mem" in args[0]):
+            raise RuntimeError("mmlab grade: process memory is not readable while grading")
+        if mode[0] and (event == "sys._getframe" or (
+                event == "object.__getattr__" and _len(args) > 1 and _type(args[1]) is str
+                and (args[1].endswith("frame") or args[1].startswith("f_")))):
+            raise RuntimeError(f"mmlab grade: {event} is not allowed inside a test (frames are closed)")
+
+    sys.addaudithook(audit)
+    for name in ("settrace", "setprofile"):
+        delattr(sys, name)
+    _signal(_SIGINT, _SIG_IGN)
+
+    def _display(*objs, **_):
+        for o in objs:
+            print(repr(o))
+
+    builtins.display = _display
+
+    # Snapshot of what tests rely on: builtins, every module imported so far, their
+    # functions' code and defaults, and their classes' attributes.
+    snap_modules = []
+    snap_funcs = []
+    snap_classes = []
+    for mname, mod in list(sys.modules.items()):
+        if not _isinstance(mod, _ModuleType) or mname == "__main__":
+            continue
+        d = getattr(mod, "__dict__", None)
+        if not _isinstance(d, dict):
+            continue
+        items = tuple((k, v) for k, v in d.items() if _type(k) is str)
+        snap_modules.append((mname, mod, d, items))
+        for _, v in items:
+            if _type(v) is _FunctionType:
+                snap_funcs.append((v, v.__code__, v.__defaults__, v.__kwdefaults__))
+            if _isinstance(v, type) and getattr(v, "__module__", None) == mname:
+                cls_items = tuple((k, w) for k, w in v.__dict__.items() if _type(k) is str)
+                snap_classes.append((v, cls_items))
+                for _, w in cls_items:
+                    if _type(w) is _FunctionType:
+                        snap_funcs.append((w, w.__code__, w.__defaults__, w.__kwdefaults__))
+    snap_modules = tuple(snap_modules)
+    snap_funcs = tuple(snap_funcs)
+    snap_classes = tuple(snap_classes)
+    snap_sysmods = tuple((m[0], m[1]) for m in snap_modules)
+    builtins_items = tuple((k, v) for k, v in builtins.__dict__.items())
+    sys_items = (("stdout", sys.stdout), ("stderr", sys.stderr), ("excepthook", sys.excepthook),
+                 ("displayhook", sys.displayhook), ("modules", sys.modules))
+    sysmods = sys.modules
+    main_stdout = sys.stdout
+
+    ns = {"__name__": "__main__", "__builtins__": builtins}
+
+    class _Capped:
+        """sys.stdout/stderr for learner code: writes to fd 1, at most OUTPUT_CAP per cell."""
+
+        def __init__(self):
+            self.left = OUTPUT_CAP
+
+        def write(self, s):
+            s = str(s)
+            if self.left <= 0:
+                return len(s)
+            part = s[: self.left]
+            self.left -= len(part)
+            if self.left <= 0:
+                part += f"\n[... output capped at {OUTPUT_CAP} characters by mmlab grade]\n"
+            os.write(1, part.encode("utf-8", "replace"))
+            return len(s)
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return False
+
+    def restore(fresh):
+        """Put back everything the snapshot holds; return a problem text or None."""
+        bd = builtins.__dict__
+        for k in [k for k in bd if _type(k) is not str]:
+            bd.pop(k, None)
+        known = {k for k, _ in builtins_items}
+        for k in [k for k in bd if k not in known]:
+            del bd[k]
+        for k, v in builtins_items:
+            if bd.get(k) is not v:
+                bd[k] = v
+        for name, value in sys_items:
+            _setattr(_sys, name, value)
+        for mname, mod in snap_sysmods:
+            if sysmods.get(mname) is not mod:
+                sysmods[mname] = mod
+        for _ in range(3):
+            dirty = False
+            for _, _, d, _ in snap_modules:
+                for k in [k for k in d if _type(k) is not str]:
+                    dirty = True
+                    d.pop(k, None)
+            if not dirty:
+                break
+        else:
+            return "module namespaces were tampered with"
+        for _, _, d, items in snap_modules:
+            for k, v in items:
+                if d.get(k) is not v:
+                    d[k] = v
+        for f, code, defaults, kwdefaults in snap_funcs:
+            if f.__code__ is not code:
+                f.__code__ = code
+            if f.__defaults__ is not defaults:
+                f.__defaults__ = defaults
+            if f.__kwdefaults__ is not kwdefaults:
+                f.__kwdefaults__ = kwdefaults
+        for cls, items in snap_classes:
+            cd = cls.__dict__
+            try:
+                for k, v in items:
+                    if cd.get(k) is not v:
+                        type.__setattr__(cls, k, v)
+                keep = {k for k, _ in items}
+                for k in [k for k in cd if _type(k) is str and k not in keep]:
+                    type.__delattr__(cls, k)
+            except (TypeError, AttributeError):
+                pass  # built-in or frozen classes cannot be changed by learner code either
+        # The test's namespace: a fresh dict with the learner's names (str keys only) and
+        # every module-valued name pointing back at the real module.
+        for k, v in ns.items():
+            if _type(k) is str:
+                fresh[k] = v
+        for k, v in list(fresh.items()):
+            if _isinstance(v, _ModuleType) or _type(v) is _ModuleType:
+                real = sysmods.get(getattr(v, "__name__", None) if _type(getattr(v, "__name__", None)) is str else None)
+                if real is not None:
+                    fresh[k] = real
+        fresh["__builtins__"] = builtins
+        fresh["display"] = _display
+        return None
+
+    def split_last(source):
+        """Compile a cell; if it ends in an expression, also compile that expression."""
+        import ast
+
+        tree = ast.parse(source, "<cell>")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        body = compile(tree, "<cell>", "exec")
+        return body, (compile(last, "<cell>", "eval") if last is not None else None)
+
+    def error_text(exc):
+        try:
+            name = type(exc).__name__
+            msg = str(exc)
+        except BaseException:
+            name, msg = "Exception", "(an exception whose text could not be shown)"
+        line = None
+        tb = exc.__traceback__
+        depth = 0
+        while tb is not None and depth < 2:  # harness frame, then the cell's own frame
+            line = tb.tb_lineno if depth == 1 else line
+            tb = tb.tb_next
+            depth += 1
+        text = f"{name}: {msg}".strip().rstrip(":")
+        if line is not None:
+            text += f" (line {line})"
+        return text[:ERROR_CAP]
+
+    def worker_cell(source, box, done, junk):
+        """Run a notebook cell (learner or set-up code) in this worker thread."""
+        junk.clear()
+        sys.stdout = sys.stderr = _Capped()
+        try:
+            body, last = split_last(source)
+            exec(body, ns)
+            if last is not None:
+                value = eval(last, ns)
+                if value is not None:
+                    print(repr(value)[:2000])
+            box.append(None)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt... all end the cell
+            box.append(error_text(exc))
+        _gc_collect(1)  # learner cycles die here, in the worker, not in the main thread
+        _gc_disable()
+        done.release()
+
+    def worker_test(source, box, done, junk):
+        """Run a test cell: restore, then compile and exec it in a fresh namespace."""
+        junk.clear()
+        fresh = {}
+        verdict, text = False, None
+        try:
+            problem = restore(fresh)
+            if problem is not None:
+                text = "not graded: " + problem
+            else:
+                sys.stdout = sys.stderr = _Capped()
+                code = _compile(source, "<test>", "exec")
+                _exec(code, fresh)
+                verdict = True
+        except BaseException as exc:
+            mode[0] = True  # keep frames closed while the error is described
+            text = error_text(exc)
+        box.append(verdict)
+        box.append(text if _type(text) is str else None)
+        _gc_collect(1)  # learner cycles die here, in the worker, not in the main thread
+        _gc_disable()
+        done.release()
+
+    # Main-thread helpers: only captured C builtins and plain constants (module attributes
+    # and builtins could have been replaced by learner code).
+    def reset_main():
+        _gc_disable()
+        for sig in _RESET_SIGNALS:
+            try:
+                _signal(sig, _SIG_DFL)
+            except (_OSError, _ValueError):
+                pass
+        _signal(_SIGINT, _SIG_IGN)
+        for timer in _TIMERS:
+            _setitimer(timer, 0.0)
+
+    def others_alive():
+        """Learner threads still running after a cell; learner processes are killed."""
+        waited = 0
+        while _count() > 0 and waited < 400:
+            _sleep(0.005)
+            waited += 1
+        if _count() > 0:
+            return True
+        me = _getpid()
+        # In the sandbox's own pid namespace the runner has a small pid (bwrap is 1).
+        if me > 10:
+            return False  # not in a pid namespace (--unsafe): the host kills the group
+        try:
+            names = _listdir("/proc")
+        except _OSError:
+            return False
+        for p in names:
+            if p.isdigit():
+                pid = _int(p)
+                if pid != me and pid > 1:
+                    try:
+                        _kill(pid, _SIGKILL)
+                    except _OSError:
+                        pass
+        return False
+
+    buf = b""
+    _write(rec_fd, _RECORD + b"ready ready\n")
+    while True:
+        reset_main()
+        if others_alive():
+            _exit(3)
+        while b"\n" not in buf:
+            chunk = _read(0, 1 << 20)
+            if not chunk:
+                _exit(0)
+            buf += chunk
+        line, buf = buf.split(b"\n", 1)
+        parts = line.split(b" ")
+        if _len(parts) != 3:
+            _exit(5)
+        kind, token, payload = parts
+        source = _hex(payload.decode("ascii")).decode("utf-8")
+        box, done = [], _lock()
+        done.acquire()
+        junk = keep[-1] if keep else []
+        keep.append(box)
+        if kind == b"test":
+            mode[0] = True
+            _start(worker_test, (source, box, done, junk))
+        else:
+            mode[0] = False
+            _start(worker_cell, (source, box, done, junk))
+        done.acquire()
+        _gc_disable()
+        if others_alive():
+            _exit(3)
+        _gc_disable()
+        if kind == b"test":
+            ok = _len(box) == 2 and box[0] is True and box[1] is None
+            status = b"pass" if ok else b"fail"
+            text = box[1] if _len(box) == 2 and _type(box[1]) is str else (
+                None if ok else "the test did not report a single result")
+        else:
+            ok = _len(box) == 1 and box[0] is None
+            status = b"ok" if ok else b"error"
+            text = box[0] if _len(box) == 1 and _type(box[0]) is str else None
+        body = b"" if text is None else _encode(text[:_ERROR_CAP], "utf-8", "replace")
+        _write(rec_fd, _RECORD + token + b" " + status + b" " + _encode(_bhex(body), "ascii") + b"\n")
+        token = None
+        mode[0] = False
+
+
+if __name__ == "__main__":
+    main()
