@@ -51,12 +51,29 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
     # ------------------------------------------------------------ start-up (trusted)
     rec_fd = int(os.environ.get("MMLAB_RECORD_FD", "3"))
     preimport = [m for m in os.environ.get("MMLAB_PREIMPORT", "").split(",") if m]
+    alias_specs = [a for a in os.environ.get("MMLAB_ALIASES", "").split(",") if "=" in a]
     os.environ.pop("MMLAB_RECORD_FD", None)
     for name in ["numpy", "numpy.testing", "math", "cmath", "operator"] + preimport:
         try:
             __import__(name)
         except Exception:  # a missing optional module shows up later as the cell's error
             pass
+
+    bound = []  # (name, real object) the source's imports define, re-bound before each test
+    for spec in alias_specs:
+        name, target = spec.split("=", 1)
+        mod_name, _, attr = target.partition(":")
+        mod = sys.modules.get(mod_name)
+        if mod is None:
+            continue
+        if attr:
+            if hasattr(mod, attr):
+                bound.append((name, getattr(mod, attr)))
+            elif f"{mod_name}.{attr}" in sys.modules:
+                bound.append((name, sys.modules[f"{mod_name}.{attr}"]))
+        else:
+            bound.append((name, mod))
+    bound = tuple(bound)
 
     _write, _read = os.write, os.read
     _start, _lock, _count = _thread.start_new_thread, _thread.allocate_lock, _thread._count
@@ -225,6 +242,8 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
                 real = sysmods.get(getattr(v, "__name__", None) if _type(getattr(v, "__name__", None)) is str else None)
                 if real is not None:
                     fresh[k] = real
+        for k, v in bound:
+            fresh[k] = v
         fresh["__builtins__"] = builtins
         fresh["display"] = _display
         return None

@@ -35,7 +35,7 @@ from mmlab.errors import NotebookError
 from mmlab.teach import sandbox
 from mmlab.teach.kernel import Kernel
 from mmlab.teach.markers import cell_role, nbgrader_meta
-from mmlab.teach.rebuild import Mismatch, preimports, rebuild
+from mmlab.teach.rebuild import Mismatch, aliases, preimports, rebuild
 
 ERROR_CAP = 500
 
@@ -143,7 +143,7 @@ def grade_notebook(path: Path, assignment: str | Path | None = None, *, source_n
             t["error"] = "not graded: " + result["error"]
         return result
     result["notes"] = notes
-    _execute(cells, result, preimports(src), bwrap, cell_timeout, notebook_timeout, output_cap, memory_mb)
+    _execute(cells, result, (preimports(src), aliases(src)), bwrap, cell_timeout, notebook_timeout, output_cap, memory_mb)
     result["score"] = float(sum(t["points"] for t in result["tasks"]))
     return result
 
@@ -162,7 +162,7 @@ def _execute(cells, result, pre, bwrap, cell_timeout, notebook_timeout, output_c
     tasks = {t["grade_id"]: t for t in result["tasks"]}
     start = time.monotonic()
     end = start + notebook_timeout
-    kernel = Kernel(bwrap, pre, memory_mb=memory_mb, output_cap=output_cap)
+    kernel = Kernel(bwrap, pre[0], memory_mb=memory_mb, output_cap=output_cap, aliases=pre[1])
     restarts = 0
     problems: list[str] = []
     done_ok: list[int] = []  # non-test cells that ran, replayed after a restart

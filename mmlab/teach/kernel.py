@@ -36,8 +36,8 @@ class Kernel:
     """One sandboxed runner for one submission."""
 
     def __init__(self, bwrap: str | None, preimport: list[str], memory_mb: int = 4096,
-                 output_cap: int = 10_000):
-        self.bwrap, self.preimport = bwrap, preimport
+                 output_cap: int = 10_000, aliases: list[str] = ()):
+        self.bwrap, self.preimport, self.aliases = bwrap, preimport, list(aliases)
         self.memory_mb, self.output_cap = memory_mb, output_cap
         self.proc: subprocess.Popen | None = None
         self.scratch: str | None = None
@@ -48,7 +48,7 @@ class Kernel:
         self.scratch = tempfile.mkdtemp(prefix="mmlab-grade-")
         sandbox.prepare_scratch(self.scratch)
         rfd, wfd = os.pipe()
-        env = sandbox.environment(self.scratch, self.preimport, wfd, self.bwrap is not None)
+        env = sandbox.environment(self.scratch, self.preimport, wfd, self.bwrap is not None, self.aliases)
         try:
             self.proc = subprocess.Popen(
                 sandbox.command(self.bwrap, self.scratch), stdin=subprocess.PIPE,
@@ -158,6 +158,17 @@ class Kernel:
                         break
         finally:
             sel.close()
+        if status not in ("timeout", "died"):
+            for _ in range(64):  # what the cell printed just before its record
+                try:
+                    chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+                except (BlockingIOError, ValueError, OSError):
+                    break
+                if not chunk:
+                    break
+                room = self.output_cap - len(out)
+                out += chunk[:max(room, 0)]
+                dropped += max(0, len(chunk) - max(room, 0))
         output = out.decode("utf-8", "replace")
         if dropped:
             output += f"\n[... {dropped} more bytes of output dropped by mmlab grade]\n"

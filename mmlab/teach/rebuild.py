@@ -207,3 +207,34 @@ def preimports(src) -> list[str]:
                 names.append(node.module)
                 names += [f"{node.module}.{a.name}" for a in node.names]
     return list(dict.fromkeys(names))
+
+
+def aliases(src) -> list[str]:
+    """``name=module`` / ``name=module:attr`` for every name the source's set-up imports.
+
+    Before each test the runner binds these names back to the real objects, so a learner's
+    ``np = FakeNumpy()`` cannot reach a test.
+    """
+    import ast
+
+    out: list[str] = []
+    for c in src.cells:
+        if c.cell_type != "code" or cell_role(c) == "answer":
+            continue
+        try:
+            tree = ast.parse(_strip_magics(c.source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.asname:
+                        out.append(f"{a.asname}={a.name}")
+                    else:
+                        top = a.name.split(".")[0]
+                        out.append(f"{top}={top}")
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    if a.name != "*":
+                        out.append(f"{a.asname or a.name}={node.module}:{a.name}")
+    return list(dict.fromkeys(out))

@@ -65,7 +65,8 @@ def _python_roots() -> list[Path]:
     return sorted(roots)
 
 
-def environment(scratch: str, preimport: list[str], record_fd: int, sandboxed: bool) -> dict[str, str]:
+def environment(scratch: str, preimport: list[str], record_fd: int, sandboxed: bool,
+                aliases: list[str] = ()) -> dict[str, str]:
     home = "/scratch" if sandboxed else scratch
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
@@ -73,6 +74,7 @@ def environment(scratch: str, preimport: list[str], record_fd: int, sandboxed: b
         "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "MMLAB_RECORD_FD": str(record_fd), "MMLAB_PREIMPORT": ",".join(preimport),
+        "MMLAB_ALIASES": ",".join(aliases),
         "PYTHONPATH": "/opt/mmlab" if sandboxed else str(PACKAGE.parent),
         "LANG": "C.UTF-8",
     }
