@@ -52,6 +52,7 @@ def _source():
         _cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * np.asarray(x, dtype=float)\n"
               "    ### END SOLUTION", "a1", "answer"),
         _cell('"""double doubles."""\nassert np.allclose(double([1, 2]), [2, 4])\n'
+              "np.testing.assert_allclose(double([1, 2]), [2, 4])\n"
               "### BEGIN HIDDEN TESTS\nassert np.allclose(double(data), 2 * data)\n"
               "assert FAST is True\n### END HIDDEN TESTS", "t1", "test", 1),
         _cell("def mean_of(x):\n    ### BEGIN SOLUTION\n    return float(np.mean(x))\n"
@@ -239,12 +240,14 @@ ATTACKS = {
     "record_fd_flood": "import os, threading\nfor fd in range(3, 20):\n    try:\n"
                        "        os.write(fd, b'@@MMLAB@@ ' + b'a'*32 + b' pass \\n' * 100)\n    except OSError:\n        pass",
     "patch_allclose": "np.allclose = lambda *a, **k: True\nnp.isclose = lambda *a, **k: True\n"
+                      "np.testing.assert_allclose = lambda *a, **k: None\n"
                       "import math\nmath.isclose = lambda *a, **k: True",
-    "patch_allclose_code": "np.allclose.__code__ = (lambda *a, **k: True).__code__",
+    "patch_allclose_code": "np.allclose = lambda *a, **k: True\n"
+                           "np.testing.assert_allclose.__code__ = (lambda *a, **k: None).__code__",
     "patch_builtins": "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.type = lambda x: float\n"
                       "builtins.AssertionError = type('Quiet', (Exception,), {})",
-    "fake_numpy_alias": "class _Fake:\n    def allclose(self, *a, **k):\n        return True\n"
-                        "    def __getattr__(self, n):\n        return lambda *a, **k: True\nnp = _Fake()",
+    "fake_numpy_alias": "class _Fake:\n    def __call__(self, *a, **k):\n        return True\n"
+                        "    def __getattr__(self, n):\n        return self\nnp = _Fake()",
     "sys_modules_poison": "import sys, types\nfake = types.ModuleType('numpy')\n"
                           "fake.allclose = lambda *a, **k: True\nsys.modules['numpy'] = fake",
     "forged_float": "class Yes(float):\n    def __eq__(s, o): return True\n    def __lt__(s, o): return True\n"
