@@ -276,6 +276,8 @@ ATTACKS = {
                                 "        time.sleep(0.001)\nthreading.Thread(target=spam, daemon=True).start()",
     "stdin_thief": "import os, threading\nthreading.Thread(target=lambda: os.read(0, 1 << 20), daemon=True).start()",
     "interrupt_main": "import _thread\n_thread.interrupt_main()",
+    "special_exceptions": "def double(x):\n    raise SystemExit(0)\ndef mean_of(x):\n    raise KeyboardInterrupt",
+    "exit_in_test": "import os\ndef mean_of(x):\n    os._exit(0)",
     "class_patch": "import numpy\nnumpy.ndarray_allclose = 1\nclass _M(type(np)):\n    pass\n",
 }
 
