@@ -442,3 +442,27 @@ def test_cli_batch_csv_feedback_roster(setup, tmp_path):
 def test_cli_requires_the_assignment(tmp_path):
     proc = _cli("x.ipynb", cwd=tmp_path)
     assert proc.returncode == 2 and "--assignment" in proc.stderr
+
+
+def test_unsafe_mode_still_grades(setup, tmp_path):
+    """--unsafe (no sandbox) runs the same protocol: same scores, loud warning elsewhere."""
+    root, src, ex = setup
+    for nb, want in ((src, 3), (_attack(_wrong(ex), ATTACKS["patch_allclose"]), 0)):
+        path = tmp_path / "u.ipynb"
+        nbformat.write(nb, path)
+        r = grade_notebook(path, NAME, source_dir=root / "solutions", cell_timeout=10, bwrap=None)
+        assert r["score"] == want
+
+
+def test_closing_the_record_channel_with_an_excepthook_earns_nothing(setup, tmp_path):
+    """Make the main thread's record write fail so that a learner excepthook could see its
+    frame: the runner dies instead (no verdict, no points)."""
+    code = ("import os, sys\nfd = int(os.environ.get('MMLAB_RECORD_FD', '-1'))\n"
+            "keep = [os.dup(f) for f in range(3, 12) if f != 0]\n"
+            "for f in range(3, 64):\n    try:\n        os.close(f)\n    except OSError:\n        pass\n"
+            "def hook(t, v, tb):\n    f = tb.tb_frame\n    tok = f.f_locals.get('token')\n"
+            "    for k in keep:\n        try:\n            os.write(k, b'@@MMLAB@@ ' + tok + b' pass \\n')\n"
+            "        except Exception:\n            pass\nsys.excepthook = hook")
+    nb = _attack(_wrong(setup[2]), code, "a2")
+    r, _ = _grade(setup, nb, tmp_path, timeout=5)
+    assert r["score"] == 0

@@ -192,3 +192,19 @@ def test_roles():
     assert cell_role(_answer("x")) == "answer"
     assert cell_role(_test("x")) == "test"
     assert cell_role(nbformat.v4.new_code_cell("x")) == "plain"
+
+
+def test_grader_refuses_without_sandbox_unless_unsafe(monkeypatch, capsys):
+    from mmlab.teach import sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    with pytest.raises(NotebookError, match="bubblewrap .* not installed.*--unsafe"):
+        sandbox.require(unsafe=False)
+    assert sandbox.require(unsafe=True) is None
+    assert "WITHOUT isolation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
+def test_grade_notebook_rejects_bad_timeouts(tmp_path, sources, value):
+    with pytest.raises(NotebookError, match="positive finite"):
+        grade_notebook(tmp_path / "x.ipynb", CH12, source_dir=sources, cell_timeout=value)

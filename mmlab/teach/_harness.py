@@ -360,48 +360,53 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
     buf = b""
     _write(rec_fd, _RECORD + b"ready ready\n")
     while True:
-        reset_main()
-        if others_alive():
-            _exit(3)
-        while b"\n" not in buf:
-            chunk = _read(0, 1 << 20)
-            if not chunk:
-                _exit(0)
-            buf += chunk
-        line, buf = buf.split(b"\n", 1)
-        parts = line.split(b" ")
-        if _len(parts) != 3:
-            _exit(5)
-        kind, token, payload = parts
-        source = _hex(payload.decode("ascii")).decode("utf-8")
-        box, done = [], _lock()
-        done.acquire()
-        junk = keep[-1] if keep else []
-        keep.append(box)
-        if kind == b"test":
-            mode[0] = True
-            _start(worker_test, (source, box, done, junk))
-        else:
+        try:
+            reset_main()
+            if others_alive():
+                _exit(3)
+            while b"\n" not in buf:
+                chunk = _read(0, 1 << 20)
+                if not chunk:
+                    _exit(0)
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
+            parts = line.split(b" ")
+            if _len(parts) != 3:
+                _exit(5)
+            kind, token, payload = parts
+            source = _hex(payload.decode("ascii")).decode("utf-8")
+            box, done = [], _lock()
+            done.acquire()
+            junk = keep[-1] if keep else []
+            keep.append(box)
+            if kind == b"test":
+                mode[0] = True
+                _start(worker_test, (source, box, done, junk))
+            else:
+                mode[0] = False
+                _start(worker_cell, (source, box, done, junk))
+            done.acquire()
+            _gc_disable()
+            if others_alive():
+                _exit(3)
+            _gc_disable()
+            if kind == b"test":
+                ok = _len(box) == 2 and box[0] is True and box[1] is None
+                status = b"pass" if ok else b"fail"
+                text = box[1] if _len(box) == 2 and _type(box[1]) is str else (
+                    None if ok else "the test did not report a single result")
+            else:
+                ok = _len(box) == 1 and box[0] is None
+                status = b"ok" if ok else b"error"
+                text = box[0] if _len(box) == 1 and _type(box[0]) is str else None
+            body = b"" if text is None else _encode(text[:_ERROR_CAP], "utf-8", "replace")
+            _write(rec_fd, _RECORD + token + b" " + status + b" " + _encode(_bhex(body), "ascii") + b"\n")
+            token = None
             mode[0] = False
-            _start(worker_cell, (source, box, done, junk))
-        done.acquire()
-        _gc_disable()
-        if others_alive():
-            _exit(3)
-        _gc_disable()
-        if kind == b"test":
-            ok = _len(box) == 2 and box[0] is True and box[1] is None
-            status = b"pass" if ok else b"fail"
-            text = box[1] if _len(box) == 2 and _type(box[1]) is str else (
-                None if ok else "the test did not report a single result")
-        else:
-            ok = _len(box) == 1 and box[0] is None
-            status = b"ok" if ok else b"error"
-            text = box[0] if _len(box) == 1 and _type(box[0]) is str else None
-        body = b"" if text is None else _encode(text[:_ERROR_CAP], "utf-8", "replace")
-        _write(rec_fd, _RECORD + token + b" " + status + b" " + _encode(_bhex(body), "ascii") + b"\n")
-        token = None
-        mode[0] = False
+        except _BaseException:
+            # Never let Python report an error of the main thread: sys.excepthook is
+            # learner-controllable and would see this frame (and the token). Die instead.
+            _exit(6)
 
 
 if __name__ == "__main__":
