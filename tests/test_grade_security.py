@@ -466,3 +466,17 @@ def test_closing_the_record_channel_with_an_excepthook_earns_nothing(setup, tmp_
     nb = _attack(_wrong(setup[2]), code, "a2")
     r, _ = _grade(setup, nb, tmp_path, timeout=5)
     assert r["score"] == 0
+
+
+def test_names_defined_by_a_test_reach_later_cells(setup, tmp_path):
+    root, src, _ = setup
+    nb = copy.deepcopy(src)
+    _by_id(nb, "t1").source = _by_id(nb, "t1").source + "\nshared = 21"
+    path = root / "solutions" / "98_shared.ipynb"
+    nbformat.write(nb, path)
+    sub = copy.deepcopy(nb)
+    _by_id(sub, "a2").source = "def mean_of(x):\n    return float(np.mean(x)) + (shared - 21)"
+    p = tmp_path / "s.ipynb"
+    nbformat.write(sub, p)
+    r = grade_notebook(p, source_notebook=path, cell_timeout=10)
+    assert r["score"] == 3

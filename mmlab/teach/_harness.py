@@ -79,7 +79,7 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
     _start, _lock, _count = _thread.start_new_thread, _thread.allocate_lock, _thread._count
     _gc_disable, _gc_collect = gc.disable, gc.collect
     _sleep, _exit = time.sleep, os._exit
-    _compile, _exec, _type, _len, _str, _repr = compile, exec, type, len, str, repr
+    _compile, _exec, _type, _len, _str, _repr, _list = compile, exec, type, len, str, repr, list
     _isinstance, _getattr, _setattr, _delattr = isinstance, getattr, setattr, delattr
     _hex = bytes.fromhex
     _encode, _bhex = str.encode, bytes.hex
@@ -312,6 +312,12 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
         except BaseException as exc:
             mode[0] = True  # keep frames closed while the error is described
             text = error_text(exc)
+        try:  # names a test defines stay visible to later cells, as in Jupyter
+            for k, v in _list(fresh.items()):
+                if _type(k) is str and k != "__builtins__":
+                    ns[k] = v
+        except BaseException:
+            pass
         box.append(verdict)
         box.append(text if _type(text) is str else None)
         _gc_collect(1)  # learner cycles die here, in the worker, not in the main thread
