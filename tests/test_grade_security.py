@@ -209,7 +209,7 @@ def test_other_assignment_is_reported_not_scored(setup, tmp_path, root):
 def test_duplicated_and_foreign_grade_ids_are_ignored(setup, tmp_path):
     nb = copy.deepcopy(setup[2])
     t1 = copy.deepcopy(_by_id(nb, "t1"))
-    t1.source = "pass"
+    t1.source, t1.id = "pass", "dup-of-t1"
     md = nbformat.v4.new_markdown_cell("look", metadata={"nbgrader": dict(t1.metadata["nbgrader"])})
     nb.cells += [t1, md, _cell("pass", "bonus", "test", 50)]
     r, _ = _grade(setup, nb, tmp_path)

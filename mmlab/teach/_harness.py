@@ -12,24 +12,26 @@ Learner output (``print``, ``os.write(1, ...)``) goes to stdout, which the host 
 
 Why learner code cannot forge a verdict (see docs/instructor.md for the full model):
 
-* learner code never runs in the main thread: every cell runs in a fresh worker thread
-  started by the main thread, which keeps the token and only ever calls C builtins
-  captured at start-up (Python-level functions could be rewritten through ``__code__``);
-  garbage collection is switched off while the main thread works, so no learner
-  ``__del__`` runs there; SIGINT is ignored and signal handlers can only be set from the
-  main thread, so none are the learner's;
-* an audit hook, installed before any learner code and impossible to remove, forbids
-  adding audit hooks, ``sys._current_frames``, the ``gc`` object walkers, ``ctypes``
-  symbols of the interpreter (``Py*``), opening ``/proc/*/mem``, and, while a test runs,
-  ``sys._getframe`` and frame attributes (``tb_frame``, ``gi_frame``...), so learner code
-  called by a test cannot reach the harness frame; ``sys.settrace``/``setprofile`` are
-  removed;
+* learner code never runs in the main thread, the only place the token lives: every
+  cell runs in a fresh worker thread; the main thread only calls C builtins captured at
+  start-up (Python-level functions could be rewritten through ``__code__``), keeps
+  garbage collection off (so no learner ``__del__`` runs there), never drops a reference
+  learner code may hold, ignores SIGINT, cannot have learner signal handlers (only the
+  main thread can set them) and dies rather than report an error of its own;
+* a test thread is three steps chained by C code only (``list(starmap(operator.call,
+  ...))``): restore and prepare, ``exec`` of the test, then a trailer that appends
+  ``True`` to a list only the main thread and that trailer hold. No harness frame sits
+  above the test, so learner code called by the test finds nothing to tamper with by
+  walking frames; the trailer runs only if the test's code ran to its end;
 * before each test the worker restores builtins and the modules imported at start-up
   (module dicts, functions' code and defaults, class attributes) and gives the test a
-  fresh namespace whose module names point at the real modules;
-* the verdict is ``pass`` only if the test's code ran to its end and the worker thread
-  ended with exactly one result; a thread or process left running by learner code makes
-  the runner exit without a verdict (the task fails).
+  fresh namespace whose imported names point at the real objects;
+* an audit hook, installed before any learner code and impossible to remove, forbids
+  adding audit hooks, ``sys._current_frames``, the ``gc`` object walkers, ``ctypes``
+  symbols of the interpreter (``Py*``) and opening ``/proc/*/mem``; ``sys.settrace`` and
+  ``sys.setprofile`` are removed;
+* a learner thread left running after a cell ends the runner (no verdict: the task fails),
+  and learner processes are killed after every cell.
 """
 
 import sys
@@ -96,9 +98,13 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
     _SIGKILL = _sigmod.SIGKILL
     _RECORD, _ERROR_CAP, _OSError, _ValueError = RECORD, ERROR_CAP, OSError, ValueError
     _sys, _BaseException = sys, BaseException
-    keep = []  # every box ever used: main never drops a reference learner code may hold
+    import itertools
+    import operator
 
-    mode = [False]  # True while a test runs (read by the audit hook only)
+    _starmap, _call = itertools.starmap, operator.call
+    _TRAILER = compile("box.append(True)", "<mmlab-verdict>", "exec")
+    _BUILTINS_NONE = {}
+    keep = []  # every box ever used: main never drops a reference learner code may hold
 
     def audit(event, args):
         if event == "sys.addaudithook":
@@ -111,10 +117,6 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
         if event == "open" and args and _isinstance(args[0], str) and args[0].startswith("/proc/") \
                 and (args[0].endswith("/mem") or "/mem" in args[0]):
             raise RuntimeError("mmlab grade: process memory is not readable while grading")
-        if mode[0] and (event == "sys._getframe" or (
-                event == "object.__getattr__" and _len(args) > 1 and _type(args[1]) is str
-                and (args[1].endswith("frame") or args[1].startswith("f_")))):
-            raise RuntimeError(f"mmlab grade: {event} is not allowed inside a test (frames are closed)")
 
     sys.addaudithook(audit)
     for name in ("settrace", "setprofile"):
@@ -259,7 +261,7 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
         body = compile(tree, "<cell>", "exec")
         return body, (compile(last, "<cell>", "eval") if last is not None else None)
 
-    def error_text(exc):
+    def error_text(exc, at=1):
         try:
             name = type(exc).__name__
             msg = str(exc)
@@ -268,8 +270,8 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
         line = None
         tb = exc.__traceback__
         depth = 0
-        while tb is not None and depth < 2:  # harness frame, then the cell's own frame
-            line = tb.tb_lineno if depth == 1 else line
+        while tb is not None and depth <= at:  # skip the harness frame (at=1) if any
+            line = tb.tb_lineno if depth == at else line
             tb = tb.tb_next
             depth += 1
         text = f"{name}: {msg}".strip().rstrip(":")
@@ -277,9 +279,12 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
             text += f" (line {line})"
         return text[:ERROR_CAP]
 
-    def worker_cell(source, box, done, junk):
+    def worker_cell(source, box, done, junk, carry):
         """Run a notebook cell (learner or set-up code) in this worker thread."""
         junk.clear()
+        for k, v in _list(carry.items()):
+            if _type(k) is str and k != "__builtins__":
+                ns[k] = v
         sys.stdout = sys.stderr = _Capped()
         try:
             body, last = split_last(source)
@@ -295,34 +300,21 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
         _gc_disable()
         done.release()
 
-    def worker_test(source, box, done, junk):
-        """Run a test cell: restore, then compile and exec it in a fresh namespace."""
+    def prepare_test(fresh, errs, junk, carry):
+        """First step of a test thread: restore, then fill the test's fresh namespace."""
         junk.clear()
-        fresh = {}
-        verdict, text = False, None
-        try:
-            problem = restore(fresh)
-            if problem is not None:
-                text = "not graded: " + problem
-            else:
-                sys.stdout = sys.stderr = _Capped()
-                code = _compile(source, "<test>", "exec")
-                _exec(code, fresh)
-                verdict = True
-        except BaseException as exc:
-            mode[0] = True  # keep frames closed while the error is described
-            text = error_text(exc)
-        try:  # names a test defines stay visible to later cells, as in Jupyter
-            for k, v in _list(fresh.items()):
-                if _type(k) is str and k != "__builtins__":
-                    ns[k] = v
-        except BaseException:
-            pass
-        box.append(verdict)
-        box.append(text if _type(text) is str else None)
-        _gc_collect(1)  # learner cycles die here, in the worker, not in the main thread
-        _gc_disable()
-        done.release()
+        for k, v in _list(carry.items()):  # names the previous test defined, as in Jupyter
+            if _type(k) is str and k != "__builtins__":
+                ns[k] = v
+
+        def report(unraisable):
+            errs.append(error_text(unraisable.exc_value, 0))
+
+        problem = restore(fresh)
+        _sys.unraisablehook = report
+        if problem is not None:
+            raise RuntimeError("not graded: " + problem)
+        _sys.stdout = _sys.stderr = _Capped()
 
     # Main-thread helpers: only captured C builtins and plain constants (module attributes
     # and builtins could have been replaced by learner code).
@@ -364,6 +356,7 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
         return False
 
     buf = b""
+    carry = {}
     _write(rec_fd, _RECORD + b"ready ready\n")
     while True:
         try:
@@ -381,26 +374,49 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
                 _exit(5)
             kind, token, payload = parts
             source = _hex(payload.decode("ascii")).decode("utf-8")
-            box, done = [], _lock()
+            box, errs, done = [], [], _lock()
             done.acquire()
             junk = keep[-1] if keep else []
             keep.append(box)
+            keep.append(errs)
             if kind == b"test":
-                mode[0] = True
-                _start(worker_test, (source, box, done, junk))
+                # The test thread runs three steps chained by C code only (list, starmap,
+                # operator.call, exec): prepare, the test, then the verdict trailer. No
+                # Python frame of the harness sits above the test, so learner code it
+                # calls cannot reach `box`; the trailer runs only if the test finished.
+                try:
+                    code = _compile(source, "<test>", "exec")
+                except _BaseException:
+                    code = None
+                fresh = {}
+                # done.release first: the thread exists (and is counted) once main wakes.
+                steps = [(done.release,), (prepare_test, fresh, errs, junk, carry)]
+                if code is not None:
+                    steps += [(_exec, code, fresh), (_exec, _TRAILER, {"__builtins__": _BUILTINS_NONE, "box": box})]
+                carry = fresh
+                _start(_list, (_starmap(_call, steps),))
+                steps = None
+                done.acquire()
+                waited = 0
+                while _count() > 0:  # the host's deadline bounds this wait
+                    _sleep(0.001 if waited < 1000 else 0.01)
+                    waited += 1
             else:
-                mode[0] = False
-                _start(worker_cell, (source, box, done, junk))
-            done.acquire()
+                _start(worker_cell, (source, box, done, junk, carry))
+                carry = {}
+                done.acquire()
             _gc_disable()
             if others_alive():
                 _exit(3)
             _gc_disable()
             if kind == b"test":
-                ok = _len(box) == 2 and box[0] is True and box[1] is None
+                ok = _len(box) == 1 and box[0] is True
                 status = b"pass" if ok else b"fail"
-                text = box[1] if _len(box) == 2 and _type(box[1]) is str else (
-                    None if ok else "the test did not report a single result")
+                text = None if ok else (errs[0] if _len(errs) > 0 and _type(errs[0]) is str
+                                        else "the test did not finish (SystemExit, or an error that "
+                                             "could not be reported)")
+                if code is None:
+                    text = "the test cell does not compile"
             else:
                 ok = _len(box) == 1 and box[0] is None
                 status = b"ok" if ok else b"error"
@@ -408,7 +424,6 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
             body = b"" if text is None else _encode(text[:_ERROR_CAP], "utf-8", "replace")
             _write(rec_fd, _RECORD + token + b" " + status + b" " + _encode(_bhex(body), "ascii") + b"\n")
             token = None
-            mode[0] = False
         except _BaseException:
             # Never let Python report an error of the main thread: sys.excepthook is
             # learner-controllable and would see this frame (and the token). Die instead.
