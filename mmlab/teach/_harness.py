@@ -28,7 +28,7 @@ Why learner code cannot forge a verdict (see docs/instructor.md for the full mod
   fresh namespace whose imported names point at the real objects;
 * an audit hook, installed before any learner code and impossible to remove, forbids
   adding audit hooks, ``sys._current_frames``, the ``gc`` object walkers, ``ctypes``
-  symbols of the interpreter (``Py*``) and opening ``/proc/*/mem``; ``sys.settrace`` and
+  symbols of the interpreter that reach frames, thread states, tracing or audit hooks and opening ``/proc/*/mem``; ``sys.settrace`` and
   ``sys.setprofile`` are removed;
 * a learner thread left running after a cell ends the runner (no verdict: the task fails),
   and learner processes are killed after every cell.
@@ -106,14 +106,19 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
     _BUILTINS_NONE = {}
     keep = []  # every box ever used: main never drops a reference learner code may hold
 
+    # C API symbols that reach frames, threads' states, tracing or audit hooks (numba and
+    # friends look up harmless ones such as _Py_HashSecret, so a blanket ban breaks them).
+    _DENY_SYMBOLS = ("Frame", "AsyncExc", "Trace", "Profile", "ThreadState", "Audit", "PyEval_Get",
+                     "Locals", "GC_", "Interpreter", "PyObject_GetAttr")
+
     def audit(event, args):
         if event == "sys.addaudithook":
             raise RuntimeError("mmlab grade: audit hooks are not allowed")
         if event in ("sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents"):
             raise RuntimeError(f"mmlab grade: {event} is not allowed while grading")
         if event == "ctypes.dlsym" and _len(args) > 1 and _isinstance(args[1], str) \
-                and (args[1].startswith("Py") or args[1].startswith("_Py")):
-            raise RuntimeError("mmlab grade: the interpreter's C API is not available while grading")
+                and any(w in args[1] for w in _DENY_SYMBOLS):
+            raise RuntimeError(f"mmlab grade: {args[1]} of the interpreter's C API is not available while grading")
         if event == "open" and args and _isinstance(args[0], str) and args[0].startswith("/proc/") \
                 and (args[0].endswith("/mem") or "/mem" in args[0]):
             raise RuntimeError("mmlab grade: process memory is not readable while grading")
