@@ -223,6 +223,9 @@ def _execute(cells, result, pre, bwrap, cell_timeout, notebook_timeout, output_c
                 done_ok.append(i)
                 if reply.status == "error":
                     problems.append(f"{_describe(cell, i)} raised {reply.text}")
+                    if cell.metadata.get("mmlab_origin") in ("source", "injected"):
+                        result["notes"].append(_cap(f"set-up cell {i} of the solution raised {reply.text} "
+                                                    "(check the grading environment)"))
             i += 1
     finally:
         kernel.stop()
