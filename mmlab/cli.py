@@ -63,13 +63,12 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 def _positive_seconds(text: str) -> float:
     """argparse type: a positive finite number of seconds (0, negatives, nan, inf refused)."""
+    from mmlab.validate import check_positive
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number of seconds, got {text}")
-    return value
+        return check_positive(text, "the timeout", unit="seconds")
+    except MMLabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- data

@@ -206,5 +206,5 @@ def test_grader_refuses_without_sandbox_unless_unsafe(monkeypatch, capsys):
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
 def test_grade_notebook_rejects_bad_timeouts(tmp_path, sources, value):
-    with pytest.raises(NotebookError, match="positive finite"):
+    with pytest.raises(NotebookError, match="cell_timeout must be a positive number of seconds"):
         grade_notebook(tmp_path / "x.ipynb", CH12, source_dir=sources, cell_timeout=value)

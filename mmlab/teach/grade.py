@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import html
 import json
-import math
 import re
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from mmlab.errors import NotebookError
+from mmlab.validate import check_positive
 from mmlab.teach import sandbox
 from mmlab.teach.kernel import Kernel
 from mmlab.teach.markers import cell_role, nbgrader_meta
@@ -115,9 +115,8 @@ def grade_notebook(path: Path, assignment: str | Path | None = None, *, source_n
     (``error`` None when it passed). ``error`` at the top level says why nothing could be
     graded (unreadable file, wrong assignment, no sandbox...).
     """
-    for name, value in (("cell_timeout", cell_timeout), ("notebook_timeout", notebook_timeout)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise NotebookError(f"{name} must be a positive finite number of seconds, got {value!r}")
+    cell_timeout = check_positive(cell_timeout, "cell_timeout", unit="seconds", error=NotebookError)
+    notebook_timeout = check_positive(notebook_timeout, "notebook_timeout", unit="seconds", error=NotebookError)
     if source_notebook is None:
         if assignment is None:
             raise NotebookError("the assignment must be chosen by the instructor (assignment= or source_notebook=)")
