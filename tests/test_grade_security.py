@@ -480,3 +480,12 @@ def test_names_defined_by_a_test_reach_later_cells(setup, tmp_path):
     nbformat.write(sub, p)
     r = grade_notebook(p, source_notebook=path, cell_timeout=10)
     assert r["score"] == 3
+
+
+def test_slow_test_is_waited_for(setup, tmp_path):
+    """A test that takes longer than the thread check's grace period still passes."""
+    nb = copy.deepcopy(setup[1])
+    _by_id(nb, "a2").source = ("import time\ndef mean_of(x):\n    time.sleep(3)\n"
+                               "    return float(np.mean(x))")
+    r, _ = _grade(setup, nb, tmp_path, timeout=20)
+    assert r["score"] == 3

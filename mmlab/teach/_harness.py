@@ -77,8 +77,22 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
             bound.append((name, mod))
     bound = tuple(bound)
 
+    try:  # tqdm's monitor thread would outlive cells (and end the runner): switch it off
+        import tqdm
+
+        tqdm.tqdm.monitor_interval = 0
+    except Exception:
+        pass
+
     _write, _read = os.write, os.read
     _start, _lock, _count = _thread.start_new_thread, _thread.allocate_lock, _thread._count
+    _set_sentinel = _thread._set_sentinel
+
+    def grab_sentinel(holder):
+        """First step of a test thread: a lock released when this thread ends."""
+        lock = _set_sentinel()  # released by the interpreter when this thread's state is deleted
+        lock.acquire()
+        holder.append(lock)
     _gc_disable, _gc_collect = gc.disable, gc.collect
     _sleep, _exit = time.sleep, os._exit
     _compile, _exec, _type, _len, _str, _repr, _list = compile, exec, type, len, str, repr, list
@@ -394,18 +408,18 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
                 except _BaseException:
                     code = None
                 fresh = {}
-                # done.release first: the thread exists (and is counted) once main wakes.
-                steps = [(done.release,), (prepare_test, fresh, errs, junk, carry)]
+                # A lock released when the thread ends, then done.release: main waits for
+                # exactly this thread (not for whatever else learner code started).
+                holder = []
+                keep.append(holder)
+                steps = [(grab_sentinel, holder), (done.release,), (prepare_test, fresh, errs, junk, carry)]
                 if code is not None:
                     steps += [(_exec, code, fresh), (_exec, _TRAILER, {"__builtins__": _BUILTINS_NONE, "box": box})]
                 carry = fresh
                 _start(_list, (_starmap(_call, steps),))
                 steps = None
                 done.acquire()
-                waited = 0
-                while _count() > 0:  # the host's deadline bounds this wait
-                    _sleep(0.001 if waited < 1000 else 0.01)
-                    waited += 1
+                holder[0].acquire()  # the host's deadline bounds this wait
             else:
                 _start(worker_cell, (source, box, done, junk, carry))
                 carry = {}
