@@ -489,3 +489,14 @@ def test_slow_test_is_waited_for(setup, tmp_path):
                                "    return float(np.mean(x))")
     r, _ = _grade(setup, nb, tmp_path, timeout=20)
     assert r["score"] == 3
+
+
+def test_feedback_page_escapes_learner_output(setup, tmp_path):
+    from mmlab.teach.grade import write_feedback
+
+    nb = _attack(_wrong(setup[2]), "print('<script>alert(1)</script>')\nraise ValueError('<img src=x onerror=alert(2)>')")
+    r, _ = _grade(setup, nb, tmp_path)
+    r["student"] = "eve"
+    page = write_feedback(r, tmp_path / "fb").read_text()
+    assert "&lt;script&gt;" in page and "<script>" not in page and "<img" not in page
+    assert r["score"] == 0
