@@ -500,3 +500,16 @@ def test_feedback_page_escapes_learner_output(setup, tmp_path):
     page = write_feedback(r, tmp_path / "fb").read_text()
     assert "&lt;script&gt;" in page and "<script>" not in page and "<img" not in page
     assert r["score"] == 0
+
+
+def test_scratch_space_is_bounded(setup, tmp_path, monkeypatch):
+    from mmlab.teach import sandbox
+
+    monkeypatch.setattr(sandbox, "SCRATCH_MB", 4)
+    code = ("for d in ['/scratch', '/tmp']:\n    try:\n        with open(d + '/fill', 'wb') as f:\n"
+            "            for _ in range(16):\n                f.write(b'x' * (1 << 20))\n        print(d, 'FILLED')\n"
+            "    except OSError as e:\n        print(d, 'full', e.errno)")
+    r, _ = _grade(setup, _attack(setup[1], code), tmp_path)
+    out = next(c["output"] for c in r["cells"] if c["origin"] == "added")
+    assert "FILLED" not in out and out.count("full") == 2
+    assert r["score"] == 3

@@ -7,7 +7,8 @@
   and the virtual environment, and the ``mmlab`` package code (mounted alone at
   ``/opt/mmlab/mmlab``, so the project tree, ``solutions/`` and other submissions do not
   exist inside); the data folder ``MMLAB_DATA_DIR`` if it is set;
-* read-write: only its scratch folder (``/scratch``, also ``HOME`` and ``TMPDIR``);
+* read-write: only its scratch folder (``/scratch``, also ``HOME`` and ``TMPDIR``) and
+  ``/tmp``, both size-limited tmpfs (``SCRATCH_MB``) that vanish with the sandbox;
 * new pid, network, IPC and UTS namespaces: no network, no other process visible; when
   the grader exits or kills it, every process of the submission dies with it
   (``--die-with-parent`` and the pid namespace);
@@ -30,6 +31,7 @@ from pathlib import Path
 from mmlab.errors import NotebookError
 
 NOBODY = 65534
+SCRATCH_MB = 512  # size of the submission's writable tmpfs (/scratch, and /tmp)
 HARNESS = Path(__file__).with_name("_harness.py")
 PACKAGE = Path(__file__).resolve().parents[1]  # .../mmlab
 
@@ -91,7 +93,8 @@ def command(bwrap: str | None, scratch: str) -> list[str]:
         return py + [str(HARNESS)]
     args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(SCRATCH_MB << 20),
+            "--tmpfs", "/tmp"]
     made: set[str] = set()
 
     def mount(kind: str, src: str, dest: str) -> None:
@@ -110,8 +113,9 @@ def command(bwrap: str | None, scratch: str) -> list[str]:
     data = os.environ.get("MMLAB_DATA_DIR")
     if data and Path(data).is_dir():
         mount("--ro-bind", str(Path(data).resolve()), data)
-    mount("--bind", scratch, "/scratch")
-    args += ["--chdir", "/scratch"]
+    # Scratch and /tmp are size-limited tmpfs: a submission cannot fill the grader's disk.
+    args += ["--perms", "1777", "--size", str(SCRATCH_MB << 20), "--tmpfs", "/scratch",
+             "--chdir", "/scratch"]
     args += ["--"]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
