@@ -14,9 +14,21 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: lab test install assign clean-venv
+.PHONY: lab test install assign clean-venv sandbox
 
-install: $(STAMP)
+install: $(STAMP) sandbox
+
+# `mmlab grade` runs each submission in a bubblewrap sandbox (docs/instructor.md) and
+# refuses to grade without it. Install it when we can (root with apt), else say how.
+sandbox:
+	@if command -v bwrap >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing bubblewrap (sandbox for mmlab grade)"; \
+	  apt-get install -y -q bubblewrap >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; \
+	else \
+	  echo "NOTE: bubblewrap (bwrap) is not installed: 'mmlab grade' will refuse to grade until it is."; \
+	  echo "      Install it with: sudo apt-get install bubblewrap   (or your system's package manager)"; \
+	fi
 
 # Re-install only when the dependency list changes; a repeated `make test` starts at once.
 $(STAMP): pyproject.toml

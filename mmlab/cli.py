@@ -1,7 +1,7 @@
 """The ``mmlab`` command: teaching tools, data tools and benchmarks.
 
     mmlab assign [--check]                       solutions/ -> exercises/
-    mmlab grade SUBMISSION.ipynb ... [--json] [--csv OUT]
+    mmlab grade DIR_OR_FILES --assignment NAME [--csv OUT] [--feedback DIR] [--json]
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
@@ -41,21 +41,39 @@ def _cmd_assign(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from mmlab.teach.grade import format_table, grade_notebook, write_gradebook
+    from mmlab.teach.grade import format_table, grade_batch, read_roster, write_feedback, write_gradebook
 
-    results = [
-        grade_notebook(Path(p), source_dir=Path(args.source) if args.source else None,
-                       cell_timeout=args.timeout, output_cap=args.output_cap)
-        for p in args.submissions
-    ]
+    roster = read_roster(Path(args.roster)) if args.roster else None
+
+    def progress(r):
+        if not args.json:
+            print(format_table(r), flush=True)
+
+    results = grade_batch(
+        args.submissions, args.assignment, roster=roster, progress=progress,
+        source_dir=Path(args.source) if args.source else None, cell_timeout=args.timeout,
+        notebook_timeout=args.notebook_timeout, output_cap=args.output_cap, unsafe=args.unsafe,
+        memory_mb=args.memory_mb)
     if args.csv:
         write_gradebook(results, Path(args.csv))
-    if args.json:
-        _print_json(results[0] if len(results) == 1 else results)
-    else:
+    if args.feedback:
         for r in results:
-            print(format_table(r))
+            write_feedback(r, Path(args.feedback))
+    if args.json:
+        for r in results:
+            r.pop("cells", None)
+        _print_json(results[0] if len(results) == 1 else results)
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: a positive finite number of seconds (0, negatives, nan, inf refused)."""
+    from mmlab.validate import check_positive
+
+    try:
+        return check_positive(text, "the timeout", unit="seconds")
+    except MMLabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- data
@@ -162,13 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check exercises/ is up to date (exit 1 if not)")
     p.set_defaults(func=_cmd_assign)
 
-    p = sub.add_parser("grade", help="autograde submitted notebooks")
-    p.add_argument("submissions", nargs="+", help="submitted .ipynb files (never modified)")
+    p = sub.add_parser("grade", help="autograde submitted notebooks in a sandbox")
+    p.add_argument("submissions", nargs="+", help="submitted .ipynb files or folders of them (never modified)")
+    p.add_argument("--assignment", required=True,
+                   help="the assignment, chosen by you: a solution name (12_ecg_hrv) or a solution .ipynb")
     p.add_argument("--source", help="folder of solution notebooks (default: ./solutions or the project's)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--csv", help="write a gradebook CSV, one row per submission")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (default 60)")
+    p.add_argument("--feedback", help="write one HTML feedback page per submission into this folder")
+    p.add_argument("--roster", help="CSV of file name,student id (default: the file name before '_')")
+    p.add_argument("--timeout", type=_positive_seconds, default=60.0, help="seconds per cell (default 60)")
+    p.add_argument("--notebook-timeout", type=_positive_seconds, default=600.0,
+                   help="seconds per submission, all cells together (default 600)")
     p.add_argument("--output-cap", type=int, default=10_000, help="characters of output kept per cell")
+    p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per submission (MiB)")
+    p.add_argument("--unsafe", action="store_true",
+                   help="grade without the sandbox (only for your own notebooks; refused otherwise "
+                        "when bubblewrap is missing)")
     p.set_defaults(func=_cmd_grade)
 
     data = sub.add_parser("data", help="make, inspect and fetch datasets").add_subparsers(dest="data_command", required=True)

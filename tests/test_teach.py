@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from mmlab.errors import NotebookError
 from mmlab.teach.assign import STUB_CODE, assign_all, make_exercise, render
-from mmlab.teach.grade import grade_notebook, merge_tests
+from mmlab.teach.grade import grade_notebook
 from mmlab.teach.markers import cell_role, nbgrader_meta
 
 NAME = "00_welcome.ipynb"
@@ -137,111 +136,56 @@ def test_every_solution_has_the_same_exercise_text(root):
 
 
 # -------------------------------------------------------------------------- grade
-def test_solution_gets_full_marks_and_exercise_zero(tmp_path, solution, sources, root):
-    tasks, result = _grade(tmp_path, solution, sources)
-    assert result["score"] == result["max_score"] == 5
-    assert all(t["error"] is None for t in tasks.values())
-    exercise = nbformat.read(root / "exercises" / NAME, as_version=4)
-    tasks, result = _grade(tmp_path, exercise, sources)
-    assert result["score"] == 0 and result["max_score"] == 5
-    assert all("NotImplementedError" in t["error"] for t in tasks.values())
+# The hostile-learner cases live in tests/test_grade_security.py (a tiny fixture notebook);
+# here: the real chapter 12 solution and exercise, end to end through the CLI.
+CH12 = "12_ecg_hrv"
 
 
-def test_edited_test_is_restored(tmp_path, solution, sources):
-    nb = copy.deepcopy(solution)
-    _cell_by_id(nb, "samples_answer").source = "def n_samples(duration_s, rate_hz):\n    return 0"
-    _cell_by_id(nb, "samples_test").source = "pass"
-    _cell_by_id(nb, "samples_test").metadata["nbgrader"]["points"] = 100  # no effect either
-    tasks, result = _grade(tmp_path, nb, sources)
-    assert tasks["samples_test"]["points"] == 0 and "AssertionError" in tasks["samples_test"]["error"]
-    assert tasks["samples_test"]["max_points"] == 1
-    assert result["score"] == 4
-
-
-def test_hidden_tests_run(tmp_path, solution, sources):
-    nb = copy.deepcopy(solution)
-    # Passes the visible tests (60 s at 700 Hz, an int) but not the hidden ones.
-    _cell_by_id(nb, "samples_answer").source = (
-        "def n_samples(duration_s, rate_hz):\n    return 42000 if duration_s == 60 else int(rate_hz)")
-    tasks, _ = _grade(tmp_path, nb, sources)
-    assert tasks["samples_test"]["points"] == 0
-
-
-def test_deleted_test_is_put_back(tmp_path, solution, sources):
-    nb = copy.deepcopy(solution)
-    _cell_by_id(nb, "hr_answer").source = "def mean_heart_rate(rr_s):\n    return 0.0"
-    nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") != "hr_test"]
-    merged = merge_tests(nb, solution)
-    ids = [nbgrader_meta(c).get("grade_id") for c in merged.cells]
-    assert ids.index("hr_test") == ids.index("hr_answer") + 1
-    tasks, result = _grade(tmp_path, nb, sources)
-    assert set(tasks) == {"samples_test", "windows_test", "hr_test"}
-    assert tasks["hr_test"]["points"] == 0 and result["score"] == 3
-
-
-def test_infinite_loop_costs_only_its_task(tmp_path, solution, sources):
-    nb = copy.deepcopy(solution)
-    _cell_by_id(nb, "windows_answer").source = "while True:\n    pass"
+@pytest.mark.skipif(__import__("shutil").which("bwrap") is None, reason="bubblewrap is not installed")
+def test_chapter12_solution_full_exercise_zero_via_cli(tmp_path, root):
+    folder = tmp_path / "class12"
+    folder.mkdir()
+    (folder / "ada_12.ipynb").write_bytes((root / "solutions" / f"{CH12}.ipynb").read_bytes())
+    (folder / "bob_12.ipynb").write_bytes((root / "exercises" / f"{CH12}.ipynb").read_bytes())
     start = time.monotonic()
-    tasks, result = _grade(tmp_path, nb, sources, timeout=3)
-    assert time.monotonic() - start < 40
-    assert tasks["windows_test"]["points"] == 0
-    assert "timed out after 3 s" in tasks["windows_test"]["error"]
-    assert tasks["samples_test"]["points"] == 1 and tasks["hr_test"]["points"] == 2
-
-
-def test_killed_kernel_costs_only_its_task(tmp_path, solution, sources):
-    nb = copy.deepcopy(solution)
-    _cell_by_id(nb, "windows_answer").source = "import os\nos._exit(1)"
-    start = time.monotonic()
-    tasks, result = _grade(tmp_path, nb, sources)
-    assert time.monotonic() - start < 60
-    assert "kernel died" in tasks["windows_test"]["error"]
-    # samples ran before the crash and hr after it: the restart replayed the earlier cells.
-    assert tasks["samples_test"]["points"] == 1 and tasks["hr_test"]["points"] == 2
-    assert result["score"] == 3
-
-
-def test_output_is_capped(tmp_path, solution, sources):
-    nb = copy.deepcopy(solution)
-    flood = nbformat.v4.new_code_cell("print('x' * 1_000_000)")
-    nb.cells.insert(2, flood)
-    path = tmp_path / NAME
-    nbformat.write(nb, path)
-    from mmlab.teach import grade as g
-
-    sub = nbformat.read(path, as_version=4)
-    merged = g.merge_tests(sub, solution)
-    g.execute_for_grading(merged, cell_timeout=20, output_cap=1000)
-    text = "".join(o.text for o in merged.cells[2].outputs if o.output_type == "stream")
-    assert len(text) < 1200 and "capped" in text
-
-
-def test_renamed_submission_found_by_metadata(tmp_path, root, sources):
-    exercise = nbformat.read(root / "exercises" / NAME, as_version=4)
-    _, result = _grade(tmp_path, exercise, sources, name="alice_welcome.ipynb")
-    assert result["source"].endswith(NAME)
-
-
-def test_cli_json_and_csv_gradebook(tmp_path, root):
-    out = tmp_path / "book.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "mmlab.cli", "grade", f"solutions/{NAME}", f"exercises/{NAME}",
-         "--json", "--csv", str(out)], cwd=root, capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "mmlab.cli", "grade", str(folder), "--assignment", CH12, "--json",
+         "--csv", str(tmp_path / "book.csv"), "--feedback", str(tmp_path / "fb")],
+        cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - start < 120
     results = json.loads(proc.stdout)
-    assert [r["score"] for r in results] == [5, 0]
-    assert {"grade_id", "points", "max_points", "error"} <= set(results[0]["tasks"][0])
-    rows = list(csv.DictReader(out.open()))
-    assert [float(r["score"]) for r in rows] == [5, 0] and float(rows[0]["hr_test"]) == 2
+    assert [(r["student"], r["score"], r["max_score"]) for r in results] == [("ada", 8, 8), ("bob", 0, 8)]
+    assert all("NotImplementedError" in t["error"] for t in results[1]["tasks"])
+    rows = list(csv.DictReader((tmp_path / "book.csv").open()))
+    assert [float(r["score"]) for r in rows] == [8, 0] and float(rows[0]["f1_test"]) == 3
+    assert (tmp_path / "fb" / f"ada_{CH12}.html").is_file()
 
 
-def test_grade_unknown_source_is_a_clear_error(tmp_path, sources):
-    nb = _nb(_test("assert True"))
-    path = tmp_path / "42_nothing.ipynb"
-    nbformat.write(nb, path)
-    with pytest.raises(NotebookError, match="no solution source '42_nothing.ipynb'"):
-        grade_notebook(path, source_dir=sources)
+def test_rebuild_takes_answers_only_and_keeps_source_tests(root):
+    from mmlab.teach.rebuild import rebuild
+
+    src = nbformat.read(root / "solutions" / f"{CH12}.ipynb", as_version=4)
+    sub = make_exercise(src, f"{CH12}.ipynb")
+    _cell_by_id(sub, "rr_answer").source = "def rr_from_peaks(peaks, fs):\n    return 1"
+    _cell_by_id(sub, "rr_test").source = "pass"           # edited test: ignored
+    sub.cells = [c for c in sub.cells if nbgrader_meta(c).get("grade_id") != "f1_test"]  # deleted
+    cells, notes = rebuild(sub, src, f"{CH12}.ipynb")
+    by_origin = [(c.metadata["mmlab_origin"], c.metadata.get("nbgrader", {}).get("grade_id")) for c in cells]
+    tests = [g for o, g in by_origin if g and g.endswith("_test")]
+    assert tests == ["rr_test", "rmssd_test", "flag_test", "f1_test"]
+    rr = next(c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") == "rr_test")
+    assert rr.source == _cell_by_id(src, "rr_test").source  # hidden tests included
+    answer = next(c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") == "rr_answer")
+    assert answer.source.endswith("return 1")
+    # FAST = True right after the parameters cell
+    params = next(i for i, c in enumerate(cells) if c.source.startswith("FAST = False"))
+    assert cells[params + 1].source.endswith("FAST = True")
+
+
+def test_grade_unknown_assignment_is_a_clear_error(tmp_path, sources):
+    with pytest.raises(NotebookError, match="no solution notebook 42_nothing.ipynb"):
+        grade_notebook(tmp_path / "x.ipynb", "42_nothing", source_dir=sources)
 
 
 def test_roles():
@@ -250,12 +194,17 @@ def test_roles():
     assert cell_role(nbformat.v4.new_code_cell("x")) == "plain"
 
 
-def test_errors_in_plain_cells_are_reported_with_the_failing_task(tmp_path, solution, sources):
-    nb = copy.deepcopy(solution)
-    _cell_by_id(nb, "hr_answer").source = "def mean_heart_rate(rr_s):\n    return 0.0"
-    pos = nb.cells.index(_cell_by_id(nb, "hr_test"))
-    nb.cells.insert(pos, nbformat.v4.new_code_cell("raise ValueError('broken setup')"))
-    tasks, _ = _grade(tmp_path, nb, sources)
-    error = tasks["hr_test"]["error"]
-    assert "raised ValueError: broken setup" in error and "then AssertionError" in error
-    assert tasks["samples_test"]["error"] is None
+def test_grader_refuses_without_sandbox_unless_unsafe(monkeypatch, capsys):
+    from mmlab.teach import sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    with pytest.raises(NotebookError, match="bubblewrap .* not installed.*--unsafe"):
+        sandbox.require(unsafe=False)
+    assert sandbox.require(unsafe=True) is None
+    assert "WITHOUT isolation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
+def test_grade_notebook_rejects_bad_timeouts(tmp_path, sources, value):
+    with pytest.raises(NotebookError, match="cell_timeout must be a positive number of seconds"):
+        grade_notebook(tmp_path / "x.ipynb", CH12, source_dir=sources, cell_timeout=value)

@@ -1,36 +1,43 @@
-"""``mmlab grade``: autograde a learner's notebook against its solution source.
+"""``mmlab grade``: autograde learners' notebooks against the instructor's solution.
 
-How a submission is graded:
+How a submission is graded (the threat model is in docs/instructor.md):
 
-1. The solution source is found from ``metadata.mmlab.source`` (written by ``mmlab
-   assign``) or else the file name, in ``--source`` (default: ``./solutions`` if it
-   exists, else the project's ``solutions/``).
-2. A copy of the submission is made in memory (the learner's file is never modified);
-   every test cell is restored from the source by ``grade_id`` — edited tests are
-   overwritten, deleted tests are put back after the cell that precedes them in the
-   source, and hidden tests are included. Points always come from the source.
-3. ``FAST = True`` is injected after the ``parameters`` cell, as in CI.
-4. Cells run one by one in a fresh ``python3`` kernel in a temporary working folder, with
-   a per-cell timeout. A cell that times out or kills the kernel is recorded; the kernel
-   is restarted, the cells that ran before are replayed, and grading carries on, so one
-   runaway answer costs only the tasks that depend on it. Outputs are capped per cell.
-5. A task (test cell) earns its points when it runs without error. Its ``error`` is the
-   test's exception, prefixed by what went wrong in the answer cells before it.
+1. **The instructor pins the source**: ``--assignment 12_ecg_hrv`` (a name in the
+   solutions folder) or a path to a solution notebook. The submission's own metadata is
+   never used to choose it.
+2. **The notebook is rebuilt** from the source (:mod:`mmlab.teach.rebuild`): set-up,
+   parameters (``FAST = True`` injected), visible and hidden tests come from the source;
+   only the learner's answer regions and added cells come from the submission.
+3. **It runs in a sandbox** (:mod:`mmlab.teach.sandbox`, bubblewrap): its own scratch
+   folder, no network, no view of solutions or other submissions, user ``nobody``,
+   memory/process/file-size limits; every process is killed at the end.
+4. **Verdicts are a protocol** (:mod:`mmlab.teach._harness`): a test earns its points only
+   when the runner reports ``pass`` with the secret token of that request, after
+   restoring builtins and library modules and running the test's code to its end.
+5. **Cost is bounded**: a per-cell and a per-notebook wall-clock limit; a timed-out or
+   crashed cell fails its task; at most one restart (replaying the cells that ran) per
+   submission; output and error texts are capped.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
-import tempfile
+import html
+import json
+import re
+import time
 from pathlib import Path
 
 import nbformat
 
 from mmlab.errors import NotebookError
+from mmlab.validate import check_positive
+from mmlab.teach import sandbox
+from mmlab.teach.kernel import Kernel
 from mmlab.teach.markers import cell_role, nbgrader_meta
+from mmlab.teach.rebuild import Mismatch, aliases, preimports, rebuild
 
-KERNEL = "python3"
+ERROR_CAP = 500
 
 
 def project_solutions() -> Path:
@@ -38,234 +45,214 @@ def project_solutions() -> Path:
     return Path(__file__).resolve().parents[2] / "solutions"
 
 
-def find_source(submission: Path, nb, source_dir: Path | None) -> Path:
-    """The solution notebook a submission is graded against."""
+def resolve_assignment(assignment: str | Path, source_dir: Path | None = None) -> Path:
+    """The solution notebook for ``assignment``: a path to a notebook, or a name in ``source_dir``."""
+    p = Path(assignment)
+    if p.suffix == ".ipynb" and p.is_file():
+        return p.resolve()
     if source_dir is None:
         local = Path.cwd() / "solutions"
         source_dir = local if local.is_dir() else project_solutions()
-    name = (nb.metadata.get("mmlab") or {}).get("source") or submission.name
+    name = p.name if p.suffix == ".ipynb" else f"{p.name}.ipynb"
     path = Path(source_dir) / name
+    if "/" in str(assignment) and not p.is_file() and p.suffix == ".ipynb":
+        raise NotebookError(f"assignment {assignment}: no such solution notebook")
     if not path.is_file():
-        raise NotebookError(f"{submission}: no solution source {name!r} in {source_dir}")
-    return path
+        known = sorted(q.stem for q in Path(source_dir).glob("*.ipynb")) if Path(source_dir).is_dir() else []
+        raise NotebookError(f"assignment {assignment!r}: no solution notebook {name} in {source_dir}"
+                            + (f" (known: {', '.join(known)})" if known else ""))
+    return path.resolve()
 
 
-def merge_tests(sub, src):
-    """The submission with every test cell restored from the source (a new notebook)."""
-    nb = copy.deepcopy(sub)
-    src_tests = {nbgrader_meta(c)["grade_id"]: c for c in src.cells if cell_role(c) == "test"}
-    # Drop anything in the submission posing as a test that the source does not know,
-    # and cells whose grade_id the learner moved onto a different kind of cell.
-    cells = []
-    for c in nb.cells:
-        gid = nbgrader_meta(c).get("grade_id")
-        if cell_role(c) == "test" and gid not in src_tests:
-            continue
-        if gid in src_tests:
-            restored = copy.deepcopy(src_tests[gid])
-            restored.outputs, restored.execution_count = [], None
-            cells.append(restored)
-        else:
-            cells.append(c)
-    present = {nbgrader_meta(c).get("grade_id") for c in cells}
-    # Re-insert deleted tests after the nearest preceding source cell that survived.
-    src_ids = [nbgrader_meta(c).get("grade_id") for c in src.cells]
-    for k, c in enumerate(src.cells):
-        gid = src_ids[k]
-        if cell_role(c) != "test" or gid in present:
-            continue
-        anchor = next((src_ids[j] for j in range(k - 1, -1, -1) if src_ids[j] in present), None)
-        pos = 0 if anchor is None else 1 + next(
-            i for i, x in enumerate(cells) if nbgrader_meta(x).get("grade_id") == anchor)
-        restored = copy.deepcopy(c)
-        restored.outputs, restored.execution_count = [], None
-        cells.insert(pos, restored)
-        present.add(gid)
-    nb.cells = cells
-    return nb
+def _cap(text: str | None, n: int = ERROR_CAP) -> str | None:
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= n else text[:n] + f" [... {len(text) - n} more characters]"
 
 
-def inject_fast(nb) -> None:
-    """Insert ``FAST = True`` after the cell tagged ``parameters`` (or first)."""
-    idx = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), -1)
-    cell = nbformat.v4.new_code_cell("# Injected by mmlab grade\nFAST = True")
-    cell.metadata["tags"] = ["injected-parameters"]
-    nb.cells.insert(idx + 1, cell)
-
-
-def _cap_outputs(cell, cap: int) -> None:
-    used = 0
-    kept = []
-    for out in cell.get("outputs", []):
-        if out.output_type == "stream":
-            text = out.text if isinstance(out.text, str) else "".join(out.text)
-            room = max(cap - used, 0)
-            if len(text) > room:
-                out.text = text[:room] + f"\n[... output capped at {cap} characters by mmlab grade]\n"
-            used += len(text)
-            kept.append(out)
-            if used > cap:
-                break
-        else:
-            kept.append(out)
-    cell.outputs = kept
-
-
-def _error_text(cell) -> str | None:
-    for out in cell.get("outputs", []):
-        if out.output_type == "error":
-            return f"{out.ename}: {out.evalue}".strip().rstrip(":")
-    return None
-
-
-class _Runner:
-    """A kernel that can be restarted and brought back to the state before cell ``i``."""
-
-    def __init__(self, nb, cwd: str, timeout: float):
-        from nbclient import NotebookClient
-
-        self.client = NotebookClient(
-            nb, timeout=timeout, kernel_name=KERNEL, allow_errors=True,
-            interrupt_on_timeout=False, shutdown_kernel="immediate", startup_timeout=60,
-            resources={"metadata": {"path": cwd}},
-        )
-        self.cwd = cwd
-
-    def start(self) -> None:
-        c = self.client
-        c.km = c.create_kernel_manager()
-        c.start_new_kernel(cwd=self.cwd)
-        c.start_new_kernel_client()
-
-    def stop(self) -> None:
-        """Shut the kernel down through jupyter_client's public manager and client API."""
-        from nbclient.util import ensure_async, run_sync
-
-        c = self.client
-        km, kc = c.km, c.kc
-        c.km, c.kc = None, None
-        if km is None:
-            return
-
-        async def shutdown() -> None:
-            try:
-                if await ensure_async(km.is_alive()):
-                    await ensure_async(km.shutdown_kernel(now=True))
-            finally:
-                await ensure_async(km.cleanup_resources())
-                if kc is not None:
-                    kc.stop_channels()
-
-        try:
-            run_sync(shutdown)()
-        except Exception:  # the kernel may already be gone; never mask the grade
-            pass
-
-    def run(self, cell, index: int) -> str | None:
-        """Execute one cell; return ``None``, or why it could not finish."""
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-        try:
-            self.client.execute_cell(cell, index)
-            return None
-        except CellTimeoutError:
-            return f"timed out after {self.client.timeout:g} s"
-        except DeadKernelError:
-            return "the kernel died (e.g. os._exit, a crash or out of memory)"
-        except Exception as exc:  # kernel-side surprises surface as client errors
-            return f"could not be run ({type(exc).__name__}: {exc})"
-
-
-def execute_for_grading(nb, cell_timeout: float, output_cap: int) -> dict[int, str]:
-    """Run ``nb`` in place cell by cell; return {cell index: reason} for fatal cells."""
-    fatal: dict[int, str] = {}
-    with tempfile.TemporaryDirectory(prefix="mmlab-grade-") as cwd:
-        runner = _Runner(nb, cwd, cell_timeout)
-        runner.start()
-        try:
-            for i, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                reason = runner.run(cell, i)
-                _cap_outputs(cell, output_cap)
-                if reason is None:
-                    continue
-                fatal[i] = reason
-                runner.stop()
-                runner.start()
-                # Replay what ran before, without the cells that could not finish.
-                for j in range(i):
-                    if nb.cells[j].cell_type == "code" and j not in fatal:
-                        replay = copy.deepcopy(nb.cells[j])
-                        if runner.run(replay, j) is not None:
-                            fatal[j] = "could not be replayed after a restart"
-                            runner.stop()
-                            runner.start()
-        finally:
-            runner.stop()
-    return fatal
-
-
-def grade_notebook(path: Path, source_dir: Path | None = None, cell_timeout: float = 60.0,
-                   output_cap: int = 10_000) -> dict:
-    """Grade one submission; return ``{"notebook", "score", "max_score", "tasks": [...]}``.
-
-    Each task is ``{"grade_id", "points", "max_points", "error"}`` with ``error`` None when
-    the test passed.
-    """
-    path = Path(path)
+def _read_submission(path: Path):
     try:
-        sub = nbformat.read(path, as_version=4)
-    except Exception as exc:
-        raise NotebookError(f"{path}: not a readable notebook ({exc})") from exc
-    src_path = find_source(path, sub, source_dir)
-    src = nbformat.read(src_path, as_version=4)
-    nb = merge_tests(sub, src)
-    inject_fast(nb)
-    fatal = execute_for_grading(nb, cell_timeout, output_cap)
-
-    tasks = []
-    answer_problems: list[str] = []
-    for i, cell in enumerate(nb.cells):
-        role = cell_role(cell)
-        gid = nbgrader_meta(cell).get("grade_id")
-        if role != "test":
-            if i in fatal:
-                answer_problems.append(f"cell {gid or i} {fatal[i]}")
-            elif _error_text(cell):
-                answer_problems.append(f"{'answer ' + gid if gid else f'cell {i}'} raised {_error_text(cell)}")
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise NotebookError(f"not a readable notebook ({type(exc).__name__}: {_cap(str(exc), 200)})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+        raise NotebookError("not a notebook (no list of cells)")
+    cells = []
+    for c in raw["cells"]:
+        if not isinstance(c, dict):
             continue
-        max_points = float(next(nbgrader_meta(c)["points"] for c in src.cells
-                                if nbgrader_meta(c).get("grade_id") == gid))
-        error = f"test {fatal[i]}" if i in fatal else _error_text(cell)
-        if error and answer_problems:
-            error = "; ".join(answer_problems) + "; then " + error
-        answer_problems = []
-        tasks.append({"grade_id": gid, "points": 0.0 if error else max_points,
-                      "max_points": max_points, "error": error})
-    return {
-        "notebook": str(path),
-        "source": str(src_path),
-        "score": sum(t["points"] for t in tasks),
-        "max_score": sum(t["max_points"] for t in tasks),
-        "tasks": tasks,
+        src = c.get("source", "")
+        src = "".join(s for s in src if isinstance(s, str)) if isinstance(src, list) else str(src)
+        meta = c.get("metadata") if isinstance(c.get("metadata"), dict) else {}
+        if not isinstance(meta.get("nbgrader", {}), dict):
+            meta = {k: v for k, v in meta.items() if k != "nbgrader"}
+        if not isinstance(meta.get("tags", []), list):
+            meta = {k: v for k, v in meta.items() if k != "tags"}
+        cells.append(nbformat.from_dict({"cell_type": str(c.get("cell_type", "code")),
+                                         "source": src, "metadata": meta}))
+    return nbformat.from_dict({"cells": cells, "metadata": {}})
+
+
+def student_id(path: Path, roster: dict[str, str] | None = None) -> str:
+    """The student id: the roster's entry for the file name, else the name before ``_``/``.``."""
+    stem = Path(path).stem
+    if roster:
+        for key in (Path(path).name, stem):
+            if key in roster:
+                return roster[key]
+    return re.split(r"[_.\s]", stem, maxsplit=1)[0] or stem
+
+
+def grade_notebook(path: Path, assignment: str | Path | None = None, *, source_notebook: Path | None = None,
+                   source_dir: Path | None = None, cell_timeout: float = 60.0,
+                   notebook_timeout: float = 600.0, output_cap: int = 10_000, unsafe: bool = False,
+                   memory_mb: int = 4096, bwrap: str | None = "auto") -> dict:
+    """Grade one submission against the pinned source; never raises for a bad submission.
+
+    Returns ``{"notebook", "assignment", "source", "score", "max_score", "tasks", "error",
+    "notes", "cells"}``; each task is ``{"grade_id", "points", "max_points", "error"}``
+    (``error`` None when it passed). ``error`` at the top level says why nothing could be
+    graded (unreadable file, wrong assignment, no sandbox...).
+    """
+    cell_timeout = check_positive(cell_timeout, "cell_timeout", unit="seconds", error=NotebookError)
+    notebook_timeout = check_positive(notebook_timeout, "notebook_timeout", unit="seconds", error=NotebookError)
+    if source_notebook is None:
+        if assignment is None:
+            raise NotebookError("the assignment must be chosen by the instructor (assignment= or source_notebook=)")
+        source_notebook = resolve_assignment(assignment, source_dir)
+    source_notebook = Path(source_notebook)
+    src = nbformat.read(source_notebook, as_version=4)
+    tests = [c for c in src.cells if cell_role(c) == "test"]
+    result = {
+        "notebook": str(path), "assignment": source_notebook.stem, "source": str(source_notebook),
+        "score": 0.0, "max_score": float(sum(nbgrader_meta(c)["points"] for c in tests)),
+        "tasks": [{"grade_id": nbgrader_meta(c)["grade_id"], "points": 0.0,
+                   "max_points": float(nbgrader_meta(c)["points"]), "error": "not run"} for c in tests],
+        "error": None, "notes": [], "cells": [],
     }
+    if bwrap == "auto":
+        bwrap = sandbox.require(unsafe)
+    try:
+        sub = _read_submission(Path(path))
+        cells, notes = rebuild(sub, src, source_notebook.name)
+    except (NotebookError, Mismatch) as exc:
+        result["error"] = _cap(str(exc))
+        for t in result["tasks"]:
+            t["error"] = "not graded: " + result["error"]
+        return result
+    result["notes"] = notes
+    _execute(cells, result, (preimports(src), aliases(src)), bwrap, cell_timeout, notebook_timeout, output_cap, memory_mb)
+    result["score"] = float(sum(t["points"] for t in result["tasks"]))
+    return result
 
 
+def _describe(cell, index: int) -> str:
+    origin = cell.metadata.get("mmlab_origin")
+    gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+    if origin == "answer":
+        return f"answer {gid} (cell {index})"
+    if origin == "added":
+        return f"your added cell {index}"
+    return f"cell {index}"
+
+
+def _execute(cells, result, pre, bwrap, cell_timeout, notebook_timeout, output_cap, memory_mb) -> None:
+    tasks = {t["grade_id"]: t for t in result["tasks"]}
+    start = time.monotonic()
+    end = start + notebook_timeout
+    kernel = Kernel(bwrap, pre[0], memory_mb=memory_mb, output_cap=output_cap, aliases=pre[1])
+    restarts = 0
+    problems: list[str] = []
+    done_ok: list[int] = []  # non-test cells that ran, replayed after a restart
+    lost: str | None = None
+    try:
+        why = kernel.start(end)
+        if why:
+            lost = why
+        i = 0
+        while i < len(cells) and lost is None:
+            cell = cells[i]
+            is_test = cell_role(cell) == "test"
+            now = time.monotonic()
+            if now >= end:
+                lost = f"the notebook time limit ({notebook_timeout:g} s) was reached"
+                break
+            reply = kernel.run(cell.source, is_test, min(end, now + cell_timeout))
+            record = {"index": i, "origin": cell.metadata.get("mmlab_origin"),
+                      "grade_id": cell.metadata.get("nbgrader", {}).get("grade_id"),
+                      "status": reply.status, "error": _cap(reply.text), "output": reply.output,
+                      "seconds": round(reply.seconds, 3)}
+            result["cells"].append(record)
+            fatal = reply.status in ("timeout", "died") or reply.status not in ("ok", "error", "pass", "fail")
+            if fatal:
+                what = (f"timed out after {min(cell_timeout, notebook_timeout):g} s" if reply.status == "timeout"
+                        else "ended the kernel (os._exit, a crash, out of memory, or a thread or "
+                             "process left running)")
+                if is_test:
+                    tasks[record["grade_id"]]["error"] = _cap(
+                        "; ".join(problems + [f"test {what}"]))
+                    problems = []
+                else:
+                    problems.append(f"{_describe(cell, i)} {what}")
+                kernel.stop()
+                if restarts >= 1:
+                    lost = "the kernel was lost twice (at most one restart per submission)"
+                    break
+                restarts += 1
+                why = kernel.start(end)
+                if why:
+                    lost = why
+                    break
+                for j in done_ok:  # replay: same learner code, fresh tokens, same deadline
+                    r = kernel.run(cells[j].source, False, min(end, time.monotonic() + cell_timeout))
+                    if r.status not in ("ok", "error"):
+                        lost = f"replaying cell {j} after the restart failed ({r.status})"
+                        break
+                i += 1
+                continue
+            if is_test:
+                t = tasks[record["grade_id"]]
+                if reply.status == "pass":
+                    t["points"], t["error"] = t["max_points"], None
+                else:
+                    t["error"] = _cap("; ".join(problems + [reply.text or "the test failed"]))
+                problems = []
+            else:
+                done_ok.append(i)
+                if reply.status == "error":
+                    problems.append(f"{_describe(cell, i)} raised {reply.text}")
+                    if cell.metadata.get("mmlab_origin") in ("source", "injected"):
+                        result["notes"].append(_cap(f"set-up cell {i} of the solution raised {reply.text} "
+                                                    "(check the grading environment)"))
+            i += 1
+    finally:
+        kernel.stop()
+    if lost:
+        for t in result["tasks"]:
+            if t["error"] == "not run":
+                t["error"] = _cap("not run: " + lost + ("; " + "; ".join(problems) if problems else ""))
+        result["notes"].append(lost)
+
+
+# ------------------------------------------------------------------------- reports
 def format_table(result: dict) -> str:
     """A per-task table for the terminal."""
     rows = [(t["grade_id"], f"{t['points']:g}/{t['max_points']:g}", t["error"] or "ok")
             for t in result["tasks"]]
     w = max([len(r[0]) for r in rows] + [4])
-    lines = [f"{result['notebook']}  (graded against {result['source']})",
-             f"  {'task':<{w}}  points  result"]
+    lines = [f"{result['notebook']}  (assignment {result['assignment']})"]
+    if result.get("error"):
+        lines.append(f"  NOT GRADED: {result['error']}")
+    lines.append(f"  {'task':<{w}}  points  result")
     lines += [f"  {g:<{w}}  {p:>6}  {e}" for g, p, e in rows]
     lines.append(f"  {'total':<{w}}  {result['score']:g}/{result['max_score']:g}")
+    lines += [f"  note: {n}" for n in result.get("notes", [])]
     return "\n".join(lines)
 
 
 def write_gradebook(results: list[dict], out: Path) -> None:
-    """One CSV row per submission: notebook, score, max_score, then points per task."""
+    """One CSV row per submission: student, assignment, file, points per task, total, error."""
     ids: list[str] = []
     for r in results:
         ids += [t["grade_id"] for t in r["tasks"] if t["grade_id"] not in ids]
@@ -273,7 +260,84 @@ def write_gradebook(results: list[dict], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["notebook", "score", "max_score", *ids])
+        w.writerow(["student", "assignment", "notebook", *ids, "score", "max_score", "error"])
         for r in results:
             pts = {t["grade_id"]: t["points"] for t in r["tasks"]}
-            w.writerow([r["notebook"], r["score"], r["max_score"], *(pts.get(i, "") for i in ids)])
+            err = r.get("error") or "; ".join(f"{t['grade_id']}: {t['error']}" for t in r["tasks"] if t["error"])
+            w.writerow([r.get("student", ""), r["assignment"], r["notebook"],
+                        *(pts.get(i, "") for i in ids), r["score"], r["max_score"], _cap(err, 2000) or ""])
+
+
+def write_feedback(result: dict, folder: Path) -> Path:
+    """A self-contained HTML page for one student: tasks, points, messages, cell outputs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{result.get('student') or Path(result['notebook']).stem}"
+                  f"_{result['assignment']}") + ".html"
+    e = html.escape
+    rows = "".join(
+        f"<tr class={'ok' if not t['error'] else 'bad'}><td>{e(t['grade_id'])}</td>"
+        f"<td>{t['points']:g} / {t['max_points']:g}</td><td><pre>{e(t['error'] or 'passed')}</pre></td></tr>"
+        for t in result["tasks"])
+    cells = "".join(
+        f"<h3>{e(str(c.get('grade_id') or c.get('origin')))} · cell {c['index']} · {e(c['status'])}</h3>"
+        + (f"<pre>{e(c['output'])}</pre>" if c.get("output") and c.get("origin") != "source" else "")
+        for c in result.get("cells", []) if c.get("origin") in ("answer", "added") or c["status"] not in ("ok", "pass"))
+    notes = "".join(f"<li>{e(n)}</li>" for n in result.get("notes", []))
+    page = f"""<!doctype html><meta charset="utf-8"><title>{e(name)}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:auto}}td,th{{padding:4px 8px;vertical-align:top}}
+tr.ok{{background:#e8f5e9}}tr.bad{{background:#ffebee}}pre{{white-space:pre-wrap;margin:0}}</style>
+<h1>{e(result['assignment'])}: {result['score']:g} / {result['max_score']:g}</h1>
+<p>Student {e(str(result.get('student', '')))} · file {e(Path(result['notebook']).name)}</p>
+{f"<p><b>Not graded:</b> {e(result['error'])}</p>" if result.get('error') else ''}
+<table><tr><th>task</th><th>points</th><th>result</th></tr>{rows}</table>
+{f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ''}
+<h2>Your cells</h2>{cells}
+"""
+    path = folder / name
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def collect(paths: list[str | Path]) -> list[Path]:
+    """Expand folders into their ``*.ipynb`` files (sorted); keep files as given."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix == ".ipynb" and not q.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def read_roster(path: Path) -> dict[str, str]:
+    """``file,student`` rows (header optional) -> {file name: student id}."""
+    roster: dict[str, str] = {}
+    with Path(path).open(newline="") as f:
+        for row in csv.reader(f):
+            if len(row) >= 2 and row[0].strip() and row[0].strip().lower() not in ("file", "notebook"):
+                roster[row[0].strip()] = row[1].strip()
+    return roster
+
+
+def grade_batch(paths: list[str | Path], assignment: str | Path, *, roster: dict[str, str] | None = None,
+                progress=None, **kwargs) -> list[dict]:
+    """Grade every submission; one result per file, whatever goes wrong with a file."""
+    source = resolve_assignment(assignment, kwargs.pop("source_dir", None))
+    if kwargs.get("bwrap", "auto") == "auto":
+        kwargs["bwrap"] = sandbox.require(kwargs.get("unsafe", False))
+    results = []
+    for p in collect(paths):
+        started = time.monotonic()
+        try:
+            r = grade_notebook(p, source_notebook=source, **kwargs)
+        except Exception as exc:  # one bad file never aborts the batch
+            r = {"notebook": str(p), "assignment": source.stem, "source": str(source), "score": 0.0,
+                 "max_score": 0.0, "tasks": [], "error": _cap(f"{type(exc).__name__}: {exc}"),
+                 "notes": [], "cells": []}
+        r["student"] = student_id(p, roster)
+        r["seconds"] = round(time.monotonic() - started, 2)
+        results.append(r)
+        if progress:
+            progress(r)
+    return results
