@@ -39,17 +39,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mmlab)" >/dev/null
 	@touch $(STAMP)
 
-lab: $(STAMP)
+lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(NO_BROWSER),--no-browser) $(ALLOW_ROOT)
 
 # Two pytest workers (one per core), each single-threaded: oversubscribed BLAS/torch threads
 # made some fits 20x slower on 2 cores. Override with PYTEST_ARGS="-n 0" for one process.
 PYTEST_ARGS ?= -n 2
 THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-test: $(STAMP)
+test: install
 	MPLBACKEND=Agg $(THREADS) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-assign: $(STAMP)
+assign: install
 	$(BIN)/mmlab assign
 
 clean-venv:

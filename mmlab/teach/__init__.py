@@ -1,9 +1,11 @@
 """Teaching tools: generate exercises from solutions and autograde submissions.
 
 ``mmlab assign`` (:mod:`mmlab.teach.assign`) turns every notebook in ``solutions/`` into
-its exercise in ``exercises/``; ``mmlab grade`` (:mod:`mmlab.teach.grade`) executes a
-learner's notebook with the test cells restored from the solution and reports a score
-per task. Cell metadata follows nbgrader (``metadata.nbgrader``), so an instructor who
+its exercise in ``exercises/``; ``mmlab grade`` (:mod:`mmlab.teach.grade`) rebuilds a
+learner's notebook from the assignment the instructor names (:mod:`mmlab.teach.rebuild`:
+every cell from the solution except the learner's answers), runs it in a sandbox
+(:mod:`mmlab.teach.sandbox`) and reports a score per task from verdicts learner code
+cannot forge (:mod:`mmlab.teach._harness`). Test cells use :mod:`mmlab.teach.checks`. Cell metadata follows nbgrader (``metadata.nbgrader``), so an instructor who
 prefers nbgrader can use ``solutions/`` as its source folder directly.
 """
 
