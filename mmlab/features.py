@@ -67,6 +67,7 @@ import pandas as pd
 
 from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import Cohort, Recording, Stream
+from mmlab.validate import check_number, check_positive, check_rate
 
 __all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features",
            "reference_features", "compare_tables", "feature_columns", "quality_columns",
@@ -91,9 +92,10 @@ REFERENCE_CONTEXT_S = {"ecg": 5.0, "eda": 60.0, "resp": 60.0}
 def window_grid(t_start: float, t_end: float, window_s: float, step_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Starts and ends of the windows of ``window_s`` seconds every ``step_s`` seconds that
     fit in ``[t_start, t_end]``. Introduced in chapter 13_eda."""
-    for name, v in (("window_s", window_s), ("step_s", step_s)):
-        if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v > 0):
-            raise SignalError(f"{name} must be a positive number of seconds, got {v!r}")
+    window_s = check_positive(window_s, "window_s", unit="seconds")
+    step_s = check_positive(step_s, "step_s", unit="seconds")
+    t_start = check_number(t_start, "t_start", unit="seconds")
+    t_end = check_number(t_end, "t_end", unit="seconds")
     span = t_end - t_start
     if span + 1e-9 < window_s:
         raise SignalError(f"the recording spans {span:.3g} s, shorter than one {window_s:g} s window")
@@ -578,13 +580,11 @@ class AudioWindows(_Extractor):
         return np.asarray(p.xs()), np.asarray(p.selected_array["frequency"])
 
     def prepare(self) -> None:
-        from mmlab.bio.quality import check_rate
-
         self.clips = []
         for s in self.streams:
             if not s.is_regular:
                 raise SchemaError(f"audio stream {s.name!r} is irregular; audio needs a sampling rate")
-            fs = check_rate(s.rate, f"audio stream {s.name!r}", 1000.0, "speech needs kHz sampling")
+            fs = check_rate(s.rate, f"audio stream {s.name!r}", min_rate=1000.0, why="speech needs kHz sampling")
             x = np.asarray(s.data[:, 0] if s.data.ndim == 2 else s.data, dtype=np.float64)
             finite = np.isfinite(x)
             x0 = np.where(finite, x, 0.0)

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import signal as sps
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_positive, check_rate
 from mmlab.synth.vibration import Bearing, defect_frequencies
 
 __all__ = [
@@ -50,22 +51,11 @@ def bearing_frequencies(shaft_hz: float, bearing: Bearing = Bearing()) -> dict[s
     (default: a 6205 deep-groove ball bearing). The same formulas generate the synthetic
     factory's faults (:func:`mmlab.synth.vibration.defect_frequencies`).
     """
-    if not (isinstance(shaft_hz, (int, float, np.number)) and math.isfinite(shaft_hz) and shaft_hz > 0):
-        raise SignalError(f"bearing_frequencies: shaft speed must be a positive number of Hz, got {shaft_hz!r}")
-    return defect_frequencies(float(shaft_hz), bearing)
+    shaft_hz = check_positive(shaft_hz, "bearing_frequencies: shaft speed", unit="Hz")
+    return defect_frequencies(shaft_hz, bearing)
 
 
 # --------------------------------------------------------------------------- checks
-def _rate(rate, what: str) -> float:
-    try:
-        fs = float(rate)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what}: sampling rate must be a number of Hz, got {rate!r}") from None
-    if not math.isfinite(fs) or fs <= 0:
-        raise SignalError(f"{what}: sampling rate must be a positive number of Hz, got {rate!r}")
-    return fs
-
-
 def check_vibration(x, rate, what: str = "vibration", min_samples: int = 16,
                     allow_nan: bool = False) -> tuple[np.ndarray, float]:
     """One channel of vibration as a float64 array, and its rate, after the input checks.
@@ -85,7 +75,7 @@ def check_vibration(x, rate, what: str = "vibration", min_samples: int = 16,
                 raise SignalError(f"{what}: vibration needs a regular sampling rate")
             rate = x.rate
         x = x.data
-    fs = _rate(rate, what)
+    fs = check_rate(rate, what)
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -40,6 +40,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_rate as _check_rate
 
 with warnings.catch_warnings():
     # librosa's helpers import tqdm.auto, which warns in notebooks when ipywidgets is
@@ -63,15 +64,10 @@ _MIN_RATE, _MAX_RATE = 1000.0, 400_000.0
 # ---------------------------------------------------------------------- checks
 def check_rate(sr: float, what: str = "audio") -> int:
     """``sr`` as an int rate in Hz; SignalError when it is not a plausible audio rate."""
-    try:
-        value = float(sr)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what}: sampling rate {sr!r} is not a number (Hz)") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SignalError(f"{what}: sampling rate {sr!r} must be a positive number of Hz")
-    if not _MIN_RATE <= value <= _MAX_RATE:
-        hint = " (given in kHz? rates are in Hz)" if value < _MIN_RATE else ""
-        raise SignalError(f"{what}: sampling rate {value:g} Hz is outside {_MIN_RATE:g}-{_MAX_RATE:g} Hz{hint}")
+    if isinstance(sr, (int, float, np.integer, np.floating)) and 0 < sr < _MIN_RATE:
+        raise SignalError(f"{what}: sampling rate {float(sr):g} Hz is below {_MIN_RATE:g} Hz "
+                          "(given in kHz? rates are in Hz)")
+    value = _check_rate(sr, what, max_rate=_MAX_RATE)
     if abs(value - round(value)) > 1e-6:
         raise SignalError(f"{what}: sampling rate {value} Hz is not a whole number of Hz")
     return int(round(value))

@@ -30,7 +30,7 @@ def test_check_audio_rejects_bad_waveforms(bad, match):
 
 
 @pytest.mark.parametrize("sr, match", [(0, "positive"), (16, "kHz"), (float("nan"), "positive"),
-                                       ("fast", "not a number"), (8000.5, "whole number")])
+                                       ("fast", "must be a number"), (8000.5, "whole number")])
 def test_check_rate_names_the_problem(sr, match):
     with pytest.raises(SignalError, match=match):
         V.check_rate(sr)

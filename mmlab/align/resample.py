@@ -31,20 +31,11 @@ from scipy.interpolate import CubicSpline
 from scipy.signal import firwin, resample_poly
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_rate
 from mmlab.recording import Recording, Stream
 
 __all__ = ["resample", "interpolate_irregular", "common_grid", "grid_times",
            "rational_ratio", "median_interval"]
-
-
-def _check_rate(rate, what: str = "rate") -> float:
-    try:
-        r = float(rate)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what} must be a positive number of Hz, got {rate!r}") from None
-    if not math.isfinite(r) or r <= 0:
-        raise SignalError(f"{what} must be a positive number of Hz, got {rate!r}")
-    return r
 
 
 def _float_data(stream: Stream) -> np.ndarray:
@@ -76,7 +67,7 @@ def rational_ratio(new_rate: float, old_rate: float, max_denominator: int = 1000
     ``(1, 1)`` (the best ratio with small numbers); :func:`resample` interpolates the
     remaining 12 ppm onto the exact grid.
     """
-    new_rate, old_rate = _check_rate(new_rate, "new rate"), _check_rate(old_rate, "old rate")
+    new_rate, old_rate = check_rate(new_rate, "new rate"), check_rate(old_rate, "old rate")
     f = Fraction(new_rate / old_rate).limit_denominator(max_denominator)
     if f.numerator == 0:  # a huge downsampling factor: at least one output sample
         f = Fraction(1, max_denominator)
@@ -96,7 +87,7 @@ def _polyphase_filter(up: int, down: int) -> np.ndarray:
 
 def grid_times(rate: float, start: float, end: float) -> np.ndarray:
     """The grid ``start + k / rate`` for every ``k`` with ``start + k / rate < end``."""
-    rate = _check_rate(rate)
+    rate = check_rate(rate, "rate")
     if not (math.isfinite(start) and math.isfinite(end)):
         raise SignalError(f"grid span must be finite, got start={start!r}, end={end!r}")
     n = max(int(math.ceil((end - start) * rate - 1e-9)), 0)
@@ -129,7 +120,7 @@ def resample(stream: Stream, rate: float, *, start: float | None = None, end: fl
     touching a NaN input sample, are NaN: dropouts stay dropouts and nothing is
     extrapolated. Integer data come back as float64.
     """
-    rate = _check_rate(rate)
+    rate = check_rate(rate, "rate")
     if not stream.is_regular:
         return interpolate_irregular(stream, rate, start=start, end=end)
     s, e = _span(stream, rate, start, end)
@@ -191,7 +182,7 @@ def interpolate_irregular(stream: Stream, rate: float, *, start: float | None = 
     next to a NaN value are NaN. There is no anti-aliasing here: irregular samples have no
     Nyquist frequency; choose a grid at least as fine as the typical interval.
     """
-    rate = _check_rate(rate)
+    rate = check_rate(rate, "rate")
     if stream.is_regular:
         raise SignalError(f"stream {stream.name!r} is regular ({stream.rate:g} Hz): use resample()")
     if method not in ("linear", "previous"):

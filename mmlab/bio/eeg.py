@@ -38,6 +38,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_rate
 
 __all__ = [
     "BANDS", "MOTOR_IMAGERY_RUNS", "standard_montage_name", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
@@ -60,16 +61,6 @@ MOTOR_IMAGERY_RUNS = (4, 8, 12)
 
 
 # --------------------------------------------------------------------------- checks
-def _check_rate(rate, what: str) -> float:
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what}: sampling rate must be a number of Hz, got {rate!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SignalError(f"{what}: sampling rate must be a positive number of Hz, got {rate!r}")
-    return value
-
-
 def _check_below_nyquist(freq: float, rate: float, what: str, purpose: str) -> None:
     if freq >= rate / 2:
         raise SignalError(f"{what} sampled at {rate:g} Hz cannot carry {freq:g} Hz ({purpose}): "
@@ -86,7 +77,7 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
     channels), or when a channel is flat (constant: a disconnected electrode, or a
     re-referenced copy of the reference itself).
     """
-    rate = _check_rate(rate, what)
+    rate = check_rate(rate, what)
     try:
         x = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -361,7 +352,7 @@ def band_power(x, rate: float, bands=None, method: str = "welch", relative: bool
     """
     from mne.time_frequency import psd_array_multitaper, psd_array_welch
 
-    fs = _check_rate(rate, what)
+    fs = check_rate(rate, what)
     b = _bands(bands)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0 or x.shape[-1] < 2:
@@ -602,7 +593,7 @@ def simulate_motor_imagery(n_trials: int = 40, rate: float = 160.0, erd: float =
     import mne
     from scipy import signal as sps
 
-    fs = _check_rate(rate, "simulate_motor_imagery")
+    fs = check_rate(rate, "simulate_motor_imagery")
     _check_below_nyquist(13.0, fs, "simulated EEG", "the mu band")
     if not 0 <= erd < 1:
         raise SignalError(f"simulate_motor_imagery: erd must be in [0, 1), got {erd!r}")
