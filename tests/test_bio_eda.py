@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmlab.bio import eda
-from mmlab.bio.ecg import match_peaks
+from mmlab.bio.ecg import match_times
 from mmlab.errors import SignalError
 from mmlab.synth.physio import scr_response
 
@@ -31,7 +31,7 @@ def planted(fs: float, duration: float = 180.0, tonic: float = 5.0, noise: float
 def test_planted_scrs_are_found_with_their_amplitudes(fs):
     res = eda.process(planted(fs, noise=0.002), fs)
     scr = res.scr
-    m = match_peaks(scr["onset_s"].to_numpy(), ONSETS, 1.0, tol_s=1.0)
+    m = match_times(scr["onset_s"].to_numpy(), ONSETS, tol_s=1.0)
     assert (m["tp"], m["fp"], m["fn"]) == (len(ONSETS), 0, 0), scr
     # amplitudes: the high-pass decomposition and 1 Hz smoothing shave a little off
     assert scr["amplitude"].to_numpy() == pytest.approx(AMPS, rel=0.25)
@@ -74,7 +74,7 @@ def test_agrees_with_neurokit2_on_a_clean_signal():
         _, info = nk.eda_process(x, sampling_rate=fs)
     nk_peaks = np.asarray(info["SCR_Peaks"]) / fs
     nk_amp = np.asarray(info["SCR_Amplitude"])
-    m = match_peaks(ours["peak_s"].to_numpy(), nk_peaks, 1.0, tol_s=0.3)
+    m = match_times(ours["peak_s"].to_numpy(), nk_peaks, tol_s=0.3)
     assert m["f1"] == 1.0, (ours, nk_peaks)
     assert ours["amplitude"].to_numpy() == pytest.approx(nk_amp, rel=0.1)
 
@@ -98,7 +98,7 @@ def test_partly_nan_eda_keeps_the_gap_and_invents_nothing_there():
     on = res.scr["onset_s"].to_numpy()
     assert not np.any((on >= 60) & (on < 100))
     kept = ONSETS[(ONSETS < 55) | (ONSETS > 105)]
-    assert match_peaks(on, kept, 1.0, 1.0)["recall"] == 1.0
+    assert match_times(on, kept, 1.0)["recall"] == 1.0
 
 
 def test_all_nan_too_short_and_wrong_rate_are_errors():
