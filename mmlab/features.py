@@ -608,8 +608,15 @@ class AudioWindows(_Extractor):
             if not s.is_regular:
                 raise SchemaError(f"audio stream {s.name!r} is irregular; audio needs a sampling rate")
             fs = check_rate(s.rate, f"audio stream {s.name!r}", min_rate=1000.0, why="speech needs kHz sampling")
-            x = np.asarray(s.data[:, 0] if s.data.ndim == 2 else s.data, dtype=np.float64)
+            raw = s.data[:, 0] if s.data.ndim == 2 else s.data
+            x = np.asarray(raw, dtype=np.float64)
             finite = np.isfinite(x)
+            if np.issubdtype(np.asarray(raw).dtype, np.integer):
+                raise SignalError(f"audio stream {s.name!r}: integer samples ({raw.dtype}) are PCM codes; "
+                                  "convert them with mmlab.voice.pcm_to_float first")
+            if finite.any() and np.max(np.abs(x[finite])) > 1.001:
+                raise SignalError(f"audio stream {s.name!r}: samples reach {np.max(np.abs(x[finite])):.4g}, "
+                                  "outside [-1, 1] (full scale); integer PCM stored as floats?")
             x0 = np.where(finite, x, 0.0)
             t_fr, f0 = self._pitch(x0, fs) if finite.all() else (np.zeros(0), np.zeros(0))
             t_fr_ref = self.clock.to_ref(s.start + t_fr)

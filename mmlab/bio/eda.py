@@ -263,9 +263,9 @@ class EdaResult:
 
     def summary(self) -> dict:
         """SCL mean (µS), SCL slope (µS/min), SCR count, SCRs per minute, mean SCR amplitude
-        (µS) and ``quality``: ``"ok"``, or ``"clipped"`` when an SCR reached a clipped
-        stretch, in which case the SCR figures are NaN (cut responses can merge or vanish,
-        so neither their count nor their size can be trusted)."""
+        (µS) and ``clipped_frac`` (the fraction of samples stuck at the amplifier's rail).
+        When an SCR reached a clipped stretch the SCR figures are NaN (cut responses can
+        merge or vanish, so neither their count nor their size can be trusted)."""
         t = np.arange(len(self.tonic)) / self.fs
         ok = np.isfinite(self.tonic)
         slope = float(np.polyfit(t[ok], self.tonic[ok], 1)[0] * 60) if ok.sum() > 2 else np.nan
@@ -276,7 +276,7 @@ class EdaResult:
                "scl_slope": slope, "scr_count": n,
                "scr_per_min": n / valid_min if valid_min > 0 else np.nan,
                "scr_amp_mean": float(self.scr["amplitude"].mean()) if n else np.nan,
-               "quality": "clipped" if cut else "ok"}
+               "clipped_frac": float(self.clipped_frac)}
         if cut:
             out.update(scr_count=np.nan, scr_per_min=np.nan, scr_amp_mean=np.nan)
         return out

@@ -73,7 +73,8 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
 
     Introduced in chapter 14_eeg. 1-D input is one channel. Raises
     :class:`~mmlab.errors.SignalError` when the rate is not a positive number, when there
-    are fewer than ``min_samples`` samples, when any sample is NaN or infinite (naming the
+    are fewer than ``min_samples`` samples, when the array has more channels than samples
+    (it is then almost surely ``(channels, samples)``: pass ``data.T``), when any sample is NaN or infinite (naming the
     channels), or when a channel is flat (constant: a disconnected electrode, or a
     re-referenced copy of the reference itself).
     """
@@ -87,12 +88,19 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
     if x.ndim != 2:
         raise SignalError(f"{what}: expected samples x channels (2-D), got shape {x.shape}")
     names = list(channels) if channels is not None else [f"ch{i}" for i in range(x.shape[1])]
+    transposed = (f"{what}: shape {x.shape} looks like (channels, samples): read as mmlab's "
+                  f"(samples, channels) it would be {x.shape[1]} channels of {x.shape[0]} samples; "
+                  "pass data.T")
     if len(names) != x.shape[1]:
+        if len(names) == x.shape[0]:
+            raise SignalError(transposed)
         raise SignalError(f"{what}: {len(names)} channel names for {x.shape[1]} channels")
     if x.shape[0] < max(int(min_samples), 2):
         raise SignalError(f"{what}: too short: {x.shape[0]} samples at {rate:g} Hz "
                           f"({x.shape[0] / rate:.3g} s); this needs at least {max(int(min_samples), 2)} "
                           f"samples ({max(int(min_samples), 2) / rate:.3g} s)")
+    if x.shape[1] > x.shape[0]:
+        raise SignalError(transposed)
     bad = ~np.isfinite(x)
     if bad.any():
         cols = [names[i] for i in np.flatnonzero(bad.any(axis=0))]
