@@ -35,7 +35,23 @@ from mmlab.validate import check_rate
 from mmlab.recording import Recording, Stream
 
 __all__ = ["resample", "interpolate_irregular", "common_grid", "grid_times",
-           "rational_ratio", "median_interval"]
+           "rational_ratio", "median_interval", "MAX_OUTPUT_VALUES"]
+
+#: The most values (samples x channels) a resampled stream may hold: 1e8 float64 values
+#: are 800 MB. A request beyond it is almost always a rate in the wrong unit (1e6 Hz for a
+#: 4 Hz wristband), so :func:`resample` refuses it instead of allocating gigabytes.
+MAX_OUTPUT_VALUES = 100_000_000
+
+
+def _guard_size(stream: Stream, rate: float, s: float, e: float) -> None:
+    n_out = math.ceil((e - s) * rate - 1e-9)
+    n_ch = int(np.prod(stream.data.shape[1:])) if stream.data.ndim > 1 else 1
+    if n_out * max(n_ch, 1) > MAX_OUTPUT_VALUES:
+        raise SignalError(
+            f"stream {stream.name!r}: resampling {e - s:.4g} s to {rate:g} Hz would make {n_out:.3g} "
+            f"samples x {n_ch} channel(s), more than {MAX_OUTPUT_VALUES:.0e} values "
+            f"({8 * n_out * n_ch / 1e9:.3g} GB); is the rate in Hz? (resample a shorter span with "
+            "start=/end=, or raise mmlab.align.resample.MAX_OUTPUT_VALUES)")
 
 
 def _float_data(stream: Stream) -> np.ndarray:
@@ -124,6 +140,7 @@ def resample(stream: Stream, rate: float, *, start: float | None = None, end: fl
     if not stream.is_regular:
         return interpolate_irregular(stream, rate, start=start, end=end)
     s, e = _span(stream, rate, start, end)
+    _guard_size(stream, rate, s, e)
     x = _float_data(stream)
     n, n_ch = x.shape
     t_in = stream.timestamps()
@@ -195,6 +212,7 @@ def interpolate_irregular(stream: Stream, rate: float, *, start: float | None = 
     if not gap > 0:
         raise SignalError(f"max_gap_s must be > 0, got {max_gap_s!r}")
     s, e = _span(stream, rate, start, end)
+    _guard_size(stream, rate, s, e)
     t_out = grid_times(rate, s, e)
     out = np.full((len(t_out), x.shape[1]), np.nan)
     # the sample at or before each grid point, and the one after
