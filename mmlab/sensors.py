@@ -76,6 +76,8 @@ def check_vibration(x, rate, what: str = "vibration", min_samples: int = 16,
             rate = x.rate
         x = x.data
     fs = check_rate(rate, what)
+    if np.asarray(x).dtype.kind in "US":
+        raise SignalError(f"{what}: samples are not numbers (dtype {np.asarray(x).dtype})")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:

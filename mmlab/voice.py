@@ -116,6 +116,8 @@ def check_audio(x, sr: float, min_samples: int = 1, what: str = "audio") -> np.n
         raw = np.asarray(x)
     except (TypeError, ValueError):
         raise SignalError(f"{what}: cannot be read as numbers ({type(x).__name__})") from None
+    if raw.dtype.kind in "US":
+        raise SignalError(f"{what}: cannot be read as numbers (dtype {raw.dtype})")
     if np.issubdtype(raw.dtype, np.integer) or raw.dtype == np.bool_:
         raise SignalError(f"{what}: integer samples ({raw.dtype}) are PCM codes, not a waveform in "
                           "[-1, 1]; convert them explicitly with mmlab.voice.pcm_to_float(x)")

@@ -150,7 +150,9 @@ def resample(stream: Stream, rate: float, *, start: float | None = None, end: fl
     if n == 0 or len(t_out) == 0:
         return stream.replace(data=out, rate=rate, start=s)
     if n < 2:
-        raise SignalError(f"stream {stream.name!r}: one sample cannot be resampled")
+        hint = (f" ({n_ch} channels of one sample: (channels, samples)? a Stream holds "
+                "(samples, channels); pass data.T)") if n_ch > 1 else ""
+        raise SignalError(f"stream {stream.name!r}: one sample cannot be resampled{hint}")
     # NaN runs are bridged by straight lines for the filter, then blanked again below
     filled = x.copy()
     idx = np.arange(n)

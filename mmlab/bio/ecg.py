@@ -277,6 +277,8 @@ def _rr_ms(rr_s, what: str) -> np.ndarray:
     Raises :class:`SignalError` for non-positive intervals and for a median outside
     :data:`RR_PLAUSIBLE_S` (0.2-3 s), with a hint when the values look like milliseconds.
     """
+    if np.asarray(rr_s).dtype.kind in "USb":
+        raise SignalError(f"{what}: RR intervals must be numbers (seconds), got dtype {np.asarray(rr_s).dtype}")
     try:
         rr = np.asarray(rr_s, dtype=float).ravel()
     except (TypeError, ValueError):

@@ -189,13 +189,29 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     An SCR with a clipped sample between its onset and 1 s after its peak has its top
     cut off: its ``clipped`` flag is True and its ``amplitude`` NaN.
 
-    A constant signal has no SCRs, and neither has noise below the threshold.
+    A constant signal has no SCRs, and neither has noise below the threshold. Raises
+    :class:`SignalError` for a signal shorter than 10 s, integer samples (ADC counts), or a
+    median magnitude above 100 µS (not µS).
     """
     from scipy.signal import find_peaks, sosfiltfilt
 
-    x, fs = as_signal(phasic, fs, "phasic EDA", min_rate=MIN_RATE_HZ,
+    if np.issubdtype(np.asarray(phasic).dtype, np.integer):
+        raise SignalError(f"phasic EDA: integer samples ({np.asarray(phasic).dtype}) look like raw ADC "
+                          "counts, not µS; convert them first")
+    x, fs = as_signal(phasic, fs, "phasic EDA", min_rate=MIN_RATE_HZ, min_duration_s=MIN_DURATION_S,
                       why_rate="skin-conductance responses last a few seconds")
+    if np.isfinite(x).any() and np.nanmedian(np.abs(x)) > EDA_RANGE_US[1]:
+        raise SignalError(f"phasic EDA: median magnitude {np.nanmedian(np.abs(x)):.4g} is above "
+                          f"{EDA_RANGE_US[1]:g} µS; raw ADC counts or nS? convert to µS first")
     amplitude_min = check_positive(amplitude_min, "amplitude_min", unit="µS")
+    # a plateau at the input's own extremes (a clipped signal passed directly) counts too
+    own = clipped_mask(x, fs) & ~flat_mask(x, fs, 10.0) if np.isfinite(x).any() else np.zeros(len(x), bool)
+    if clipped is None:
+        clipped = own
+    else:
+        clipped = np.asarray(clipped, dtype=bool).ravel()
+        if len(clipped) == len(x):
+            clipped = clipped | own
     onsets, peaks = [], []
     back = max(int(round(2 * max_rise_s * fs)), 1)
     sos = None

@@ -56,6 +56,10 @@ BANDS: dict[str, tuple[float, float]] = {
     "gamma": (30.0, 45.0),
 }
 
+#: The largest median absolute deviation (V) of an EEG channel accepted by :func:`check_eeg`:
+#: scalp EEG varies by tens of µV; 1 mV typical variation means the data are not in volts.
+MAX_SPREAD_V = 1e-3
+
 #: eegmmidb runs with imagined opening/closing of the left (T1) or right (T2) fist.
 MOTOR_IMAGERY_RUNS = (4, 8, 12)
 
@@ -73,12 +77,19 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
 
     Introduced in chapter 14_eeg. 1-D input is one channel. Raises
     :class:`~mmlab.errors.SignalError` when the rate is not a positive number, when there
-    are fewer than ``min_samples`` samples, when the array has more channels than samples
+    are fewer than ``min_samples`` samples, when the samples are integers (ADC counts) or
+    vary by more than :data:`MAX_SPREAD_V` (not volts), when the array has more channels than samples
     (it is then almost surely ``(channels, samples)``: pass ``data.T``), when any sample is NaN or infinite (naming the
     channels), or when a channel is flat (constant: a disconnected electrode, or a
     re-referenced copy of the reference itself).
     """
     rate = check_rate(rate, what)
+    dtype = np.asarray(data).dtype
+    if dtype.kind in "US":
+        raise SignalError(f"{what}: samples are not numbers (dtype {dtype})")
+    if dtype.kind in "iub":
+        raise SignalError(f"{what}: integer samples ({dtype}) look like ADC counts; "
+                          "EEG must be in volts (float): scale the counts by the amplifier's resolution")
     try:
         x = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -107,6 +118,12 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
         raise SignalError(f"{what}: {int(bad.sum())} NaN or infinite samples in channel(s) "
                           f"{', '.join(cols[:8])}{' ...' if len(cols) > 8 else ''}; "
                           "interpolate or drop them (or the channel) first")
+    spread = np.median(np.abs(x - np.median(x, axis=0)), axis=0)
+    if np.any(spread > MAX_SPREAD_V):
+        cols = [names[i] for i in np.flatnonzero(spread > MAX_SPREAD_V)]
+        raise SignalError(f"{what}: channel(s) {', '.join(cols[:8])} vary by {spread.max():.3g} (median "
+                          f"absolute deviation), more than {MAX_SPREAD_V:g} V: EEG must be in volts; "
+                          "microvolts? multiply by 1e-6")
     flat = np.ptp(x, axis=0) == 0
     if flat.any():
         cols = [names[i] for i in np.flatnonzero(flat)]
@@ -362,6 +379,8 @@ def band_power(x, rate: float, bands=None, method: str = "welch", relative: bool
 
     fs = check_rate(rate, what)
     b = _bands(bands)
+    if np.asarray(x).dtype.kind in "US":
+        raise SignalError(f"{what}: samples are not numbers (dtype {np.asarray(x).dtype})")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0 or x.shape[-1] < 2:
         raise SignalError(f"{what}: too short for band power: shape {x.shape} (time is the last axis)")
@@ -389,10 +408,12 @@ def band_power(x, rate: float, bands=None, method: str = "welch", relative: bool
     df = float(freqs[1] - freqs[0])
     out = np.stack([psd[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1) * df
                     for lo, hi in b.values()], axis=-1)
+    flat = (np.ptp(x, axis=-1) == 0)[..., None]   # a constant: rounding error, not power
+    out = np.where(flat, 0.0, out)
     if relative:
         total = psd[..., (freqs >= lo_all) & (freqs < hi_all)].sum(axis=-1, keepdims=True) * df
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(total > 0, out / np.where(total > 0, total, 1.0), np.nan)
+            out = np.where((total > 0) & ~flat, out / np.where(total > 0, total, 1.0), np.nan)
     return out, list(b)
 
 
