@@ -230,7 +230,7 @@ class _SampledExtractor(_Extractor):
         if not s.is_regular:
             raise SchemaError(f"{self.modality} stream {s.name!r} is irregular; a sampled signal is needed")
         what = f"{self.modality.upper()} stream {s.name!r}"
-        if s.data.ndim == 2 and s.data.shape[1] > s.data.shape[0]:
+        if s.data.ndim == 2 and 0 < s.data.shape[0] < s.data.shape[1]:
             raise SchemaError(f"{what} has {s.data.shape[1]} channels of {s.data.shape[0]} sample(s): "
                               "(channels, samples)? a Stream holds (samples, channels); pass data.T")
         x, fs = as_signal(s.data[:, 0] if s.data.ndim == 2 else s.data, s.rate, what,

@@ -56,6 +56,10 @@ BANDS: dict[str, tuple[float, float]] = {
     "gamma": (30.0, 45.0),
 }
 
+#: The lowest EEG sampling rate :func:`check_eeg` accepts: the classic rhythms reach the
+#: beta band (13-30 Hz); below 32 Hz not even the alpha band (8-13 Hz) survives filtering.
+MIN_RATE_HZ = 32.0
+
 #: The largest median absolute deviation (V) of an EEG channel accepted by :func:`check_eeg`:
 #: scalp EEG varies by tens of µV; 1 mV typical variation means the data are not in volts.
 MAX_SPREAD_V = 1e-3
@@ -76,14 +80,16 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
     """Validate EEG samples ``(n_samples, n_channels)`` and their rate; return ``(float64, rate)``.
 
     Introduced in chapter 14_eeg. 1-D input is one channel. Raises
-    :class:`~mmlab.errors.SignalError` when the rate is not a positive number, when there
-    are fewer than ``min_samples`` samples, when the samples are integers (ADC counts) or
-    vary by more than :data:`MAX_SPREAD_V` (not volts), when the array has more channels than samples
-    (it is then almost surely ``(channels, samples)``: pass ``data.T``), when any sample is NaN or infinite (naming the
-    channels), or when a channel is flat (constant: a disconnected electrode, or a
-    re-referenced copy of the reference itself).
+    :class:`~mmlab.errors.SignalError` when the rate is not a positive number or is below
+    :data:`MIN_RATE_HZ` (32 Hz); when there are fewer than ``min_samples`` samples; when
+    the samples are not numbers, are integers (ADC counts) or vary by more than
+    :data:`MAX_SPREAD_V` (not volts); when the array has more channels than samples (it is
+    then almost surely ``(channels, samples)``: pass ``data.T``); when any sample is NaN
+    or infinite (naming the channels); or when a channel is flat (constant: a disconnected
+    electrode, or a re-referenced copy of the reference itself).
     """
-    rate = check_rate(rate, what)
+    rate = check_rate(rate, what, min_rate=MIN_RATE_HZ,
+                      why="EEG rhythms up to the beta band need at least 32 samples per second")
     dtype = np.asarray(data).dtype
     if dtype.kind in "US":
         raise SignalError(f"{what}: samples are not numbers (dtype {dtype})")
