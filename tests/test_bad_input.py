@@ -327,14 +327,45 @@ def test_bad_input_outcome(row):
     assert matches(actual, row["expected"]), f"expected {row['expected']!r}, got {actual!r}"
 
 
+# ------------------------------------------------ the issue's window_features repros
+def _eda_table(x, fs):
+    from mmlab import features as F
+    from mmlab.recording import Recording, Stream
+
+    return F.window_features(Recording("S1", [Stream("eda", x, "eda", rate=fs)]), 60.0, 10.0)
+
+
+def test_window_features_of_eda_noise_count_no_scrs():
+    fs = 8.0
+    x = 5.0 + 0.05 * np.random.default_rng(0).standard_normal(int(120 * fs))
+    t = _eda_table(x, fs)
+    assert (t["eda__scr_count"] == 0).all()            # was 46 per window with q_ok = 1
+
+
+def test_window_features_of_clipped_eda_are_nan_and_flagged():
+    from mmlab.synth.physio import simulate_eda
+
+    fs = 8.0
+    x, _ = simulate_eda(duration=180.0, fs=fs, scr_per_min=4.0, seed=3)
+    clipped = np.minimum(x, np.percentile(x, 80))
+    t = _eda_table(clipped, fs)
+    cut = t["eda__q_clipped"] > 0.01
+    assert cut.any()
+    assert t.loc[cut, "eda__scr_count"].isna().all() and t.loc[cut, "eda__scr_amp_mean"].isna().all()
+    assert not t.loc[cut, "eda__q_ok"].any()
+    good = _eda_table(x, fs)
+    assert good["eda__q_ok"].all() and good["eda__scr_count"].notna().all()
+
+
 # --------------------------------------------------------------------------- the matrix
-def _short(text: str, width: int = 48) -> str:
+def _short(text: str, width: int = 60) -> str:
     """A table cell: the error type and the message without the name of the input."""
     if ": " in text and text.split(": ", 1)[0].endswith("Error"):
         etype, msg = text.split(": ", 1)
         head = msg.split(": ", 1)
-        msg = head[1] if len(head) == 2 and len(head[0]) < 40 else msg
-        text = f"{etype.replace('Error', '')} error: {msg}"
+        if len(head) == 2 and " is " not in head[0] and not any(c.isdigit() for c in head[0]):
+            msg = head[1]        # drop the name of the input ("EEG: ", "hrv_time: ")
+        text = f"{etype}: {msg}"
     text = text.replace("|", "/").replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 
