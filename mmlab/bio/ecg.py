@@ -61,6 +61,10 @@ SQI_BLOCK_S = 10.0
 #: R-peaks to be kept. Clean and noisy-but-real ECGs score above 0.9; detections on white
 #: noise, a lead-off trace or ADC quantisation noise score about 0.3.
 SQI_MIN = 0.5
+#: The lowest excess kurtosis of a block's filtered signal for its R-peaks to be kept
+#: (kSQI, the kurtosis index of Li et al. 2008 and neurokit2: Gaussian noise has 0, the
+#: peaky QRS complexes of an ECG give several units).
+KURTOSIS_MIN = 1.0
 #: Plausible RR intervals in seconds (300 to 20 bpm).
 RR_PLAUSIBLE_S = (0.2, 3.0)
 
@@ -156,18 +160,35 @@ def _to_r_wave(x: np.ndarray, peaks: np.ndarray, fs: float, tol_s: float = 0.05)
     return np.unique(idx[np.arange(len(peaks)), np.argmax(x[idx], axis=1)])
 
 
+def _peakiness(seg: np.ndarray) -> float:
+    """Excess kurtosis of the finite samples (0 for Gaussian noise; an ECG's sharp QRS
+    complexes make it several units)."""
+    v = seg[np.isfinite(seg)]
+    if len(v) < 4:
+        return np.nan
+    v = v - v.mean()
+    m2 = float(np.mean(v * v))
+    return float(np.mean(v ** 4) / (m2 * m2) - 3.0) if m2 > 0 else np.nan
+
+
 def _gate(peaks: np.ndarray, filtered: np.ndarray, fs: float) -> np.ndarray:
     """The peaks of the :data:`SQI_BLOCK_S` blocks whose beats look like ECG beats.
 
     Each beat is correlated with the median beat of the whole signal (:func:`beat_sqi` on
     the detector's filtered signal); a block keeps its peaks when the mean correlation of
-    its beats reaches :data:`SQI_MIN`. A block none of whose beats can be judged (too
+    its beats reaches :data:`SQI_MIN`, the block holds at least one beat per 3 s, and its
+    filtered signal is peaky (excess kurtosis >= :data:`KURTOSIS_MIN`). A block none of whose beats can be judged (too
     close to a gap or an end) follows the whole signal's verdict. Dropped peaks are
     reported with a :class:`~mmlab.bio.quality.SignalWarning` naming the fraction.
     """
     if len(peaks) == 0:
         return peaks
     sqi = beat_sqi(filtered, fs, peaks, cleaned=True, checked=True)
+    # the kurtosis ignores 1 s at each end of every valid stretch (filter transients)
+    interior = np.full(len(filtered), np.nan)
+    w = int(round(fs))
+    for a, b in mask_runs(np.isfinite(filtered), 2 * w + 1):
+        interior[a + w:b - w] = filtered[a + w:b - w]
     overall = float(np.nanmean(sqi)) if np.isfinite(sqi).any() else np.nan
     block_len = SQI_BLOCK_S * fs
     n_blocks = max(int(len(filtered) // block_len), 1)
@@ -180,7 +201,10 @@ def _gate(peaks: np.ndarray, filtered: np.ndarray, fs: float) -> np.ndarray:
         # fewer beats than the slowest plausible heart rate gives is not an ECG either
         span_s = (len(filtered) - b * block_len if b == n_blocks - 1 else block_len) / fs
         enough = inside.sum() >= max(2, int(span_s / RR_PLAUSIBLE_S[1]))
-        keep[inside] = bool(enough and np.isfinite(score) and score >= SQI_MIN)
+        seg = interior[int(b * block_len): int(b * block_len + span_s * fs)]
+        kurt = _peakiness(seg)
+        keep[inside] = bool(enough and np.isfinite(score) and score >= SQI_MIN
+                            and not kurt < KURTOSIS_MIN)  # a block of edges only: SQI decides
     if not keep.all():
         frac = 1.0 - keep.mean()
         warnings.warn(f"ECG: {frac:.0%} of the detected R-peaks ({int((~keep).sum())} of {len(peaks)}) "
