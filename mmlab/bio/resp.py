@@ -29,9 +29,10 @@ FLAT_S = 2.0
 #: Breaths are judged in blocks of this many seconds (a shorter last block joins the one before).
 BLOCK_S = 30.0
 #: The lowest autocorrelation peak (at a lag of 1-15 s: 4-60 breaths/min) of a block's
-#: cleaned signal for its breaths to be kept. Breathing scores about 0.8-0.9; white noise
-#: and a lead-off trace band-passed by ``rsp_clean`` score 0.1-0.4.
-PERIODICITY_MIN = 0.5
+#: cleaned signal for its breaths to be kept. Regular breathing scores about 0.8-0.9,
+#: breathing broken by speech 0.45-0.9; white noise and a lead-off trace band-passed by
+#: ``rsp_clean`` score 0.1-0.36.
+PERIODICITY_MIN = 0.45
 
 
 def _resp(x, fs):
