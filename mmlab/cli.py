@@ -8,7 +8,11 @@
     mmlab bench {data,features,contrastive,fusion} [--json]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
-Project errors (:class:`mmlab.MMLabError`) print as one line on stderr with exit code 2.
+``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
+an existing cohort in ``--out`` is replaced only with ``--overwrite``; ``--set KNOB=VALUE``
+changes a scenario knob.
+Project errors (:class:`mmlab.MMLabError`) and bad arguments print as one line on stderr
+with exit code 2; a missing optional package names the extra that installs it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from mmlab.errors import MMLabError
@@ -54,14 +59,57 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- data
-def _cmd_data_make(args: argparse.Namespace) -> int:
-    from mmlab.synth import make_cohort
+class UsageError(MMLabError, ValueError):
+    """A command-line argument is malformed (exit code 2, like argparse's own errors)."""
 
-    knobs = dict(kv.split("=", 1) for kv in args.set or [])
-    cohort = make_cohort(args.scenario, n_subjects=args.subjects, seed=args.seed,
-                         fast=args.fast, **{k: _parse_value(v) for k, v in knobs.items()})
-    out = cohort.save(Path(args.out))
-    print(f"wrote {len(cohort)} {args.scenario} subjects to {out}")
+
+def _parse_knobs(pairs: list[str] | None) -> dict:
+    knobs = {}
+    for kv in pairs or []:
+        name, sep, text = kv.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set {kv!r}: expected KNOB=VALUE, e.g. --set clock_drift_ppm=50")
+        knobs[name.strip()] = _parse_value(text)
+    return knobs
+
+
+def _check_out(text: str) -> Path:
+    """The ``--out`` folder, refused early if it cannot be a folder (before any generating)."""
+    if not text.strip():
+        raise UsageError("--out is empty; give the folder to write the cohort to")
+    out = Path(text).expanduser()
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--out {text!r}: {parent} is a file, not a folder")
+    return out
+
+
+def _cmd_data_make(args: argparse.Namespace) -> int:
+    from mmlab.synth import write_cohort
+
+    knobs = _parse_knobs(args.set)
+    out = _check_out(args.out)
+    if args.subjects < 1:
+        raise UsageError(f"--subjects must be a positive integer, got {args.subjects}")
+    start, written = time.perf_counter(), [0]
+
+    def progress(done: int, total: int, subject: str) -> None:
+        written[0] = done
+        if args.quiet:
+            return
+        elapsed = time.perf_counter() - start
+        eta = elapsed / done * (total - done)
+        print(f"[{done}/{total}] {subject} written ({elapsed:.1f} s, about {eta:.0f} s left)",
+              file=sys.stderr, flush=True)
+
+    try:
+        folder = write_cohort(args.scenario, out, n_subjects=args.subjects, seed=args.seed,
+                              fast=args.fast, overwrite=args.overwrite, progress=progress, **knobs)
+    except KeyboardInterrupt:
+        print(f"mmlab: interrupted after {written[0]} of {args.subjects} subjects; {out} is marked "
+              "incomplete (Cohort.load refuses it); run again with --overwrite", file=sys.stderr)
+        return 130
+    print(f"wrote {args.subjects} {args.scenario} subjects to {folder}")
     return 0
 
 
@@ -128,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help="stress_protocol, call_center, icu_ward or factory")
     p.add_argument("--subjects", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="new folder (written subject by subject)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an mmlab cohort already in --out (no stale subject is left)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--fast", action="store_true", help="short sessions (for tests and FAST notebooks)")
     p.add_argument("--set", action="append", metavar="KNOB=VALUE", help="scenario knob, e.g. --set clock_drift_ppm=50")
     p.set_defaults(func=_cmd_data_make)
@@ -151,13 +202,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Optional packages some commands need, and the extra of ``pip install "mmlab[...]"`` that has them.
+_EXTRAS = {"jupyter_client": "teach", "nbclient": "teach", "nbformat": "teach", "ipykernel": "teach",
+           "papermill": "test", "pytest": "test", "jupyterlab": "lab"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``mmlab`` command; returns the exit code.
+
+    0 on success; 2 for a bad argument or any project error (one line on stderr, no
+    traceback); 1 for a file-system error; 130 when interrupted (Ctrl-C).
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except MMLabError as exc:
         print(f"mmlab: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in _EXTRAS:
+            raise
+        print(f"mmlab: error: `mmlab {args.command}` needs the optional package {top!r}; "
+              f"install it with: pip install \"mmlab[{_EXTRAS[top]}]\"", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"mmlab: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mmlab: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import SchemaError
+from mmlab.features import feature_columns  # re-exported: the one definition is features'
 from mmlab.fusion import make_mask
 from mmlab.recording import Cohort, Recording
 
@@ -106,11 +107,6 @@ def window_table(cohort: Cohort | Sequence[Recording], window_s: float = 30.0, s
     order = [p for p in streams if any(c.startswith(p + "__") for c in cols)]
     cols = [c for p in order for c in cols if c.startswith(p + "__")]
     return table[["subject", "start", "end", "label", *cols]]
-
-
-def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The ``<modality>__<feature>`` columns of a table (quality columns ``__q_*`` excluded)."""
-    return [c for c in table.columns if "__" in c and not c.split("__", 1)[1].startswith("q_")]
 
 
 def feature_stats(table: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,8 @@ class DataFormatError(MMLabError, ValueError):
 
 
 class DatasetError(MMLabError):
-    """A dataset is unknown, missing from disk, or cannot be fetched (e.g. offline)."""
+    """A dataset is unknown, missing from disk, cannot be fetched (e.g. offline), or cannot be
+    written where asked (the folder is a file or not empty, the disk is full)."""
 
 
 class SignalError(MMLabError, ValueError):

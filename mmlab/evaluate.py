@@ -33,8 +33,9 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score, f1_score
+from sklearn.model_selection import LeaveOneGroupOut
 
-from mmlab.errors import SchemaError
+from mmlab.errors import SchemaError, SignalError
 from mmlab.fusion._contract import as_numpy
 
 Perturbation = Callable[[dict, dict, np.ndarray], tuple[dict, dict]]
@@ -50,25 +51,32 @@ def _groups(groups: Any) -> np.ndarray:
 
 def loso_splits(groups: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Leave-one-subject-out: yield ``(train_idx, test_idx)`` once per subject, in sorted
-    order of the subject ids; every row is tested exactly once (chapter 30_fusion_taxonomy)."""
+    order of the subject ids; every row is tested exactly once (chapter 30_fusion_taxonomy).
+
+    scikit-learn's :class:`~sklearn.model_selection.LeaveOneGroupOut` with a clear error
+    for fewer than two subjects.
+
+    Examples
+    --------
+    >>> [test.tolist() for _, test in loso_splits(["b", "a", "b", "c"])]
+    [[1], [0, 2], [3]]
+    """
     g = _groups(groups)
-    subjects = np.unique(g)
-    if len(subjects) < 2:
-        raise SchemaError(f"leave-one-subject-out needs at least 2 subjects, got {len(subjects)}")
-    for s in subjects:
-        test = g == s
-        yield np.flatnonzero(~test), np.flatnonzero(test)
+    n_subjects = len(np.unique(g))
+    if n_subjects < 2:
+        raise SchemaError(f"leave-one-subject-out needs at least 2 subjects, got {n_subjects}")
+    yield from LeaveOneGroupOut().split(np.zeros((len(g), 1)), groups=g)
 
 
-def group_kfold_splits(groups: Any, n_splits: int = 5, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Group k-fold: subjects shuffled with ``seed`` and dealt round-robin into ``n_splits``
+def group_kfold_splits(groups: Any, n_splits: int = 5, random_state: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Group k-fold: subjects shuffled with ``random_state`` and dealt round-robin into ``n_splits``
     folds (fold sizes differ by at most one subject); yield ``(train_idx, test_idx)``."""
     g = _groups(groups)
     subjects = np.unique(g)
     if not 2 <= n_splits <= len(subjects):
         raise SchemaError(f"n_splits must be between 2 and the number of subjects ({len(subjects)}), "
                           f"got {n_splits}")
-    order = np.random.default_rng(seed).permutation(subjects)
+    order = np.random.default_rng(random_state).permutation(subjects)
     for k in range(n_splits):
         test = np.isin(g, order[k::n_splits])
         yield np.flatnonzero(~test), np.flatnonzero(test)
@@ -266,7 +274,7 @@ def remove_modality(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modali
 
 
 def add_noise(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modality: str, snr_db: float,
-              seed: int = 0) -> tuple[dict, dict]:
+              random_state: int = 0) -> tuple[dict, dict]:
     """``(X, mask)`` with white Gaussian noise added to ``modality`` at ``snr_db``.
 
     Per feature, signal power is the feature's variance over the present rows; the noise
@@ -281,7 +289,7 @@ def add_noise(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modality: st
     if len(rows) == 0:
         return dict(X), full
     sd = np.sqrt(np.nanvar(rows, axis=0) / 10.0 ** (snr_db / 10.0))
-    noise = np.random.default_rng(seed).standard_normal(x.shape) * sd
+    noise = np.random.default_rng(random_state).standard_normal(x.shape) * sd
     x = np.where(p[..., None], x + noise, x)
     out = dict(X)
     out[modality] = x
@@ -321,14 +329,14 @@ def shift_modality(X: Mapping[str, Any], mask: Mapping[str, Any] | None, modalit
 
 
 def standard_perturbations(modalities: Sequence[str], snr_db: Sequence[float] = (20, 10, 0),
-                           shifts: Sequence[int] = (1, 2), seed: int = 0) -> dict[str, Perturbation]:
+                           shifts: Sequence[int] = (1, 2), random_state: int = 0) -> dict[str, Perturbation]:
     """Named perturbations for :func:`cross_validate`: ``remove:<m>``, ``noise:<m>:<snr>dB``
     and ``shift:<m>:<k>`` for each modality ``m``."""
     out: dict[str, Perturbation] = {}
     for m in modalities:
         out[f"remove:{m}"] = lambda X, mask, g, m=m: remove_modality(X, mask, m)
         for s in snr_db:
-            out[f"noise:{m}:{s:g}dB"] = lambda X, mask, g, m=m, s=s: add_noise(X, mask, m, s, seed)
+            out[f"noise:{m}:{s:g}dB"] = lambda X, mask, g, m=m, s=s: add_noise(X, mask, m, s, random_state)
         for k in shifts:
             out[f"shift:{m}:{k}"] = lambda X, mask, g, m=m, k=k: shift_modality(X, mask, m, k, g)
     return out
@@ -400,13 +408,13 @@ def cross_validate(model, X: Mapping[str, Any], y: Any, groups: Any,
                    mask: Mapping[str, Any] | None = None,
                    splits: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
                    calibrate: bool = False, n_val_groups: int = 2,
-                   perturbations: Mapping[str, Perturbation] | None = None, seed: int = 0,
+                   perturbations: Mapping[str, Perturbation] | None = None, random_state: int = 0,
                    progress: bool = False) -> CVResult:
     """Out-of-fold predictions of ``model`` (a fresh clone per fold), leave-one-subject-out
     by default (chapter 30_fusion_taxonomy).
 
     With ``calibrate=True``, ``n_val_groups`` training subjects of each fold (drawn with
-    ``seed``) are held out of training; a :class:`TemperatureScaler` is fitted on their
+    ``random_state``) are held out of training; a :class:`TemperatureScaler` is fitted on their
     logits and applied to the test fold. Models whose ``fit`` takes ``validation`` (the deep
     models) also early-stop on those subjects, and models whose ``fit`` takes ``groups``
     (stacking) get the subject ids. ``perturbations`` (e.g. from
@@ -425,7 +433,7 @@ def cross_validate(model, X: Mapping[str, Any], y: Any, groups: Any,
     calibrated = np.full((n, C), np.nan) if calibrate else None
     perturbed = {k: np.full((n, C), np.nan) for k in (perturbations or {})}
     temps, bounds_hit, fit_s, mods = [], [], 0.0, []
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     for train, test in tqdm(folds, desc=type(model).__name__, disable=not progress, leave=False):
         fit_idx, val_idx = np.asarray(train), np.array([], dtype=int)
         if calibrate:
@@ -489,7 +497,7 @@ def unimodal_baselines(modalities: Sequence[str], estimator=None) -> dict[str, A
 
 def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, groups: Any,
                    mask: Mapping[str, Any] | None = None, calibrate: bool = True,
-                   splits: Sequence | None = None, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+                   splits: Sequence | None = None, random_state: int = 0, progress: bool = False) -> pd.DataFrame:
     """The unimodal-vs-fused table (chapter 30_fusion_taxonomy): one row per model with ``name``,
     ``kind`` ("unimodal" if it uses one modality, else "fused"), ``modalities``,
     ``macro_f1``, ``balanced_accuracy``, ``ece`` (after temperature scaling when
@@ -497,7 +505,7 @@ def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, grou
     rows = []
     splits = None if splits is None else list(splits)
     for name, model in models.items():
-        res = cross_validate(model, X, y, groups, mask, splits, calibrate=calibrate, seed=seed,
+        res = cross_validate(model, X, y, groups, mask, splits, calibrate=calibrate, random_state=random_state,
                              progress=progress)
         s = res.scores()
         rows.append({"name": name, "kind": "unimodal" if len(res.modalities) == 1 else "fused",
@@ -510,15 +518,15 @@ def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, grou
 def robustness_sweep(model, X: Mapping[str, Any], y: Any, groups: Any,
                      mask: Mapping[str, Any] | None = None, modalities: Sequence[str] | None = None,
                      snr_db: Sequence[float] = (20, 10, 0), shifts: Sequence[int] = (1, 2),
-                     splits: Sequence | None = None, seed: int = 0) -> pd.DataFrame:
+                     splits: Sequence | None = None, random_state: int = 0) -> pd.DataFrame:
     """Macro-F1 and balanced accuracy of ``model`` (cross-validated once) on clean test data
     and under each perturbation of :func:`standard_perturbations` (chapter
     40_missing_robustness). Columns: ``perturbation`` ("none", "remove", "noise", "shift"),
     ``modality``, ``level`` (SNR in dB or shift in windows), ``macro_f1``,
     ``balanced_accuracy``."""
     mods = list(X) if modalities is None else list(modalities)
-    pert = standard_perturbations(mods, snr_db, shifts, seed)
-    res = cross_validate(model, X, y, groups, mask, splits, perturbations=pert, seed=seed)
+    pert = standard_perturbations(mods, snr_db, shifts, random_state)
+    res = cross_validate(model, X, y, groups, mask, splits, perturbations=pert, random_state=random_state)
     rows = [{"perturbation": "none", "modality": "", "level": np.nan, **_two(res, res.proba)}]
     for name, p in res.perturbed.items():
         kind, m, *rest = name.split(":")
@@ -530,3 +538,77 @@ def robustness_sweep(model, X: Mapping[str, Any], y: Any, groups: Any,
 def _two(res: CVResult, p: np.ndarray) -> dict:
     s = res.scores(p)
     return {"macro_f1": s["macro_f1"], "balanced_accuracy": s["balanced_accuracy"]}
+
+
+# ------------------------------------------------------------ repeated k-fold (no groups)
+@dataclass
+class RepeatedCVResult:
+    """Scores of :func:`repeated_cv`, one per fold and repeat (chapter 14_eeg).
+
+    ``chance`` is the share of the majority class: what always guessing it scores.
+    """
+
+    scores: np.ndarray
+    n_trials: int
+    class_counts: dict = field(default_factory=dict)
+    n_splits: int = 5
+    n_repeats: int = 10
+    random_state: int = 0
+    scoring: str = "accuracy"
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.scores))
+
+    @property
+    def chance(self) -> float:
+        return max(self.class_counts.values()) / self.n_trials if self.n_trials else float("nan")
+
+    def __str__(self) -> str:
+        return (f"{self.scoring} {self.mean:.3f} ± {self.std:.3f} over {len(self.scores)} folds "
+                f"({self.n_repeats} x {self.n_splits}-fold, random_state {self.random_state}); "
+                f"{self.n_trials} trials {self.class_counts}; chance {self.chance:.3f}")
+
+
+def repeated_cv(estimator, X: Any, y: Any, n_splits: int = 5, n_repeats: int = 10, random_state: int = 0,
+                scoring: str = "accuracy") -> RepeatedCVResult:
+    """Repeated stratified k-fold score of a scikit-learn ``estimator`` on arrays ``(X, y)``.
+
+    For one subject's trials (chapter 14_eeg), where rows are exchangeable; across
+    subjects use :func:`cross_validate` with subject-wise splits. With few trials (45 in
+    one eegmmidb subject) a single 5-fold split swings by ±10 points with the shuffle;
+    repeating it ``n_repeats`` times with a seeded shuffle gives a steadier mean. Runs
+    with one BLAS thread (much faster for small covariance matrices on a busy machine).
+    :class:`~mmlab.errors.SignalError` when a class has fewer rows than ``n_splits``.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(["a", "b"], 20)
+    >>> X = rng.normal(size=(40, 2)) + 3.0 * (y == "b")[:, None]
+    >>> res = repeated_cv(LogisticRegression(), X, y, n_repeats=2)
+    >>> len(res.scores), res.chance, res.mean > 0.9
+    (10, 0.5, True)
+    """
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+    from threadpoolctl import threadpool_limits
+
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) != len(y):
+        raise SignalError(f"repeated_cv: {len(X)} rows but {len(y)} labels")
+    labels, counts = np.unique(y, return_counts=True)
+    if len(labels) < 2:
+        raise SignalError(f"repeated_cv: one class only ({labels.tolist()}); nothing to decode")
+    if counts.min() < n_splits:
+        raise SignalError(f"repeated_cv: class {labels[counts.argmin()]!r} has {counts.min()} rows, "
+                          f"fewer than the {n_splits} folds")
+    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
+    with threadpool_limits(limits=1):
+        scores = cross_val_score(clone(estimator), X, y, cv=cv, scoring=scoring)
+    return RepeatedCVResult(np.asarray(scores), len(y), {str(k): int(c) for k, c in zip(labels, counts)},
+                            n_splits, n_repeats, random_state, scoring)

@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import SchemaError, SignalError
-from mmlab.recording import Cohort, Recording, Stream
+from mmlab.recording import REFERENCE_CLOCK, Clock, Cohort, Recording, Stream
 from mmlab.validate import check_number, check_positive, check_rate
 
 __all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features",
@@ -126,22 +126,6 @@ def window_labels(rec: Recording, starts, ends, kind: str = "phase", rule: str =
 
 
 # ------------------------------------------------------------------------- helpers
-@dataclass(frozen=True)
-class _Clock:
-    offset_s: float = 0.0
-    drift_ppm: float = 0.0
-
-    @property
-    def scale(self) -> float:
-        return 1.0 + self.drift_ppm * 1e-6
-
-    def to_ref(self, t_dev):
-        return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale
-
-    def to_dev(self, t_ref):
-        return self.offset_s + self.scale * np.asarray(t_ref, dtype=float)
-
-
 def _sample_index(stream: Stream, t_dev) -> np.ndarray:
     """Index of the first sample at or after device time ``t_dev`` (clipped to [0, n])."""
     i = np.ceil((np.asarray(t_dev, dtype=float) - stream.start) * stream.rate - 1e-7)
@@ -168,7 +152,7 @@ class _Extractor:
     features: tuple[str, ...] = ()
     extra_quality: tuple[str, ...] = ()
 
-    def __init__(self, prefix: str, streams: list[Stream], clock: _Clock, min_coverage: float):
+    def __init__(self, prefix: str, streams: list[Stream], clock: Clock, min_coverage: float):
         self.prefix = prefix
         self.streams = streams
         self.clock = clock
@@ -255,7 +239,7 @@ class _SampledExtractor(_Extractor):
 
     def _ranges(self, starts, ends):
         s = self.stream
-        return (_sample_index(s, self.clock.to_dev(starts)), _sample_index(s, self.clock.to_dev(ends)))
+        return (_sample_index(s, self.clock.to_device(starts)), _sample_index(s, self.clock.to_device(ends)))
 
     def _count(self, c: np.ndarray | None, i0, i1, default) -> np.ndarray:
         if c is None:
@@ -274,7 +258,7 @@ class _SampledExtractor(_Extractor):
 
     def _events_ref(self, idx: np.ndarray) -> np.ndarray:
         """Sample indices of events -> reference-clock seconds."""
-        return self.clock.to_ref(self.stream.start + idx / self.fs)
+        return self.clock.to_reference(self.stream.start + idx / self.fs)
 
     def _interval_ok(self, ev: np.ndarray) -> np.ndarray:
         """True for intervals between consecutive events with only valid samples in between."""
@@ -622,7 +606,7 @@ class AudioWindows(_Extractor):
                                   "outside [-1, 1] (full scale); integer PCM stored as floats?")
             x0 = np.where(finite, x, 0.0)
             t_fr, f0 = self._pitch(x0, fs) if finite.all() else (np.zeros(0), np.zeros(0))
-            t_fr_ref = self.clock.to_ref(s.start + t_fr)
+            t_fr_ref = self.clock.to_reference(s.start + t_fr)
             voiced = f0 > 0
             self.clips.append({
                 "stream": s, "fs": fs, "x": x, "c_p": _csum(x0 * x0), "c_n": _csum(finite.astype(float)),
@@ -642,8 +626,8 @@ class AudioWindows(_Extractor):
         voiced = np.zeros(n)
         f0sum = np.zeros(n)
         for c in self.clips:
-            i0 = _sample_index(c["stream"], self.clock.to_dev(starts))
-            i1 = _sample_index(c["stream"], self.clock.to_dev(ends))
+            i0 = _sample_index(c["stream"], self.clock.to_device(starts))
+            i1 = _sample_index(c["stream"], self.clock.to_device(ends))
             power += _range_sum(c["c_p"], i0, i1)
             count += _range_sum(c["c_n"], i0, i1)
             k0 = np.searchsorted(c["t_fr"], starts, side="left")
@@ -673,8 +657,8 @@ class AudioWindows(_Extractor):
             frames = 0
             for c in self.clips:
                 s = c["stream"]
-                j0, j1 = (int(v[0]) for v in (_sample_index(s, self.clock.to_dev([a])),
-                                              _sample_index(s, self.clock.to_dev([b]))))
+                j0, j1 = (int(v[0]) for v in (_sample_index(s, self.clock.to_device([a])),
+                                              _sample_index(s, self.clock.to_device([b]))))
                 if j1 <= j0:
                     continue
                 seg = c["x"][j0:j1]
@@ -682,7 +666,7 @@ class AudioWindows(_Extractor):
                 count += len(seg)
                 # Praat on the whole clip (its context), frames centred in the window
                 t_fr, f0 = self._pitch(c["x"], c["fs"])
-                t_fr = self.clock.to_ref(s.start + t_fr)
+                t_fr = self.clock.to_reference(s.start + t_fr)
                 f0 = f0[(t_fr >= a) & (t_fr < b)]
                 frames += len(f0)
                 f0s.append(f0[f0 > 0])
@@ -751,16 +735,28 @@ def select_streams(rec: Recording, streams: Mapping[str, str | Iterable[str]] | 
     return out
 
 
-def _clock_for(rec: Recording, streams: list[Stream], clocks) -> _Clock:
+def _clock_for(rec: Recording, streams: list[Stream], clocks) -> Clock:
+    """The clock of the streams' device from ``clocks`` (None, "truth" or a mapping).
+
+    Entries are parsed by :meth:`Clock.from_mapping`, as :func:`mmlab.align.align_recording`
+    does, so a misspelt key such as ``{"offset": 2.0}`` raises instead of meaning 0.
+    """
     if clocks is None:
-        return _Clock()
-    table = rec.meta.get("clock_truth", {}) if clocks == "truth" else clocks
+        return REFERENCE_CLOCK
+    if isinstance(clocks, str):
+        if clocks != "truth":
+            raise SchemaError(f"clocks must be None, 'truth' or a mapping of device to clock, got {clocks!r}")
+        table = rec.meta.get("clock_truth", {})
+    elif isinstance(clocks, Mapping):
+        table = clocks
+    else:
+        raise SchemaError(f"clocks must be None, 'truth' or a mapping of device to clock, "
+                          f"got {type(clocks).__name__}")
     dev = streams[0].device
     info = table.get(dev) if isinstance(table, Mapping) else None
     if info is None:
-        return _Clock()
-    get = info.get if isinstance(info, Mapping) else (lambda k, d: getattr(info, k, d))
-    return _Clock(float(get("offset_s", 0.0)), float(get("drift_ppm", 0.0)))
+        return REFERENCE_CLOCK
+    return Clock.from_mapping(info, device=dev)
 
 
 @dataclass
@@ -790,13 +786,13 @@ def _span(plan: _Plan) -> tuple[float, float]:
         if ex.modality == "audio":
             continue
         for s in ex.streams:
-            lo.append(float(ex.clock.to_ref(s.start)))
-            hi.append(float(ex.clock.to_ref(s.end)))
+            lo.append(float(ex.clock.to_reference(s.start)))
+            hi.append(float(ex.clock.to_reference(s.end)))
     if not lo:  # audio only
         for ex in plan.extractors:
             for s in ex.streams:
-                lo.append(float(ex.clock.to_ref(s.start)))
-                hi.append(float(ex.clock.to_ref(s.end)))
+                lo.append(float(ex.clock.to_reference(s.start)))
+                hi.append(float(ex.clock.to_reference(s.end)))
     return min(lo), max(hi)
 
 
@@ -808,16 +804,65 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
                     options: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """The per-window feature table of one recording (see the module docstring).
 
-    Introduced in chapter 13_eda. ``window_s``/``step_s``: any window and step (default:
-    WESAD's 60 s every 0.25 s). ``t_start``/``t_end`` bound the windows (default: the span
-    of the selected non-audio streams). ``min_coverage``: the fraction of a window that
-    must hold valid samples (and, for ECG, valid RR intervals) for its features not to
-    be NaN. ``options`` passes settings per modality, e.g. ``{"ecg": {"method":
-    "biosppy-hamilton"}, "eda": {"amplitude_min": 0.02}}``.
+    Introduced in chapter 13_eda.
 
-    Raises :class:`SignalError` for a wrong sampling rate (e.g. an ECG at 4 Hz) or a
-    recording shorter than one window; a dead stream (all NaN, flat) gives NaN features
-    with its quality flags set instead.
+    Parameters
+    ----------
+    rec : Recording
+        The recording; its ECG, EDA, respiration and audio streams are used.
+    window_s, step_s : float
+        Window length and step in seconds (default: WESAD's 60 s every 0.25 s); any
+        values work at about the same cost.
+    streams : mapping, optional
+        Prefix -> stream name (or names, e.g. audio clips), e.g. ``{"ecg": "chest_ecg"}``.
+        Default: one stream per modality found (:func:`select_streams`).
+    label_kind, label_rule : str
+        Which annotations label the windows (``"phase"``) and how (``"majority"``,
+        ``"centre"``, ``"any"``, ``"pure"``; see :func:`mmlab.align.window_table`).
+    t_start, t_end : float, optional
+        Bounds of the windows on the reference clock (default: the span of the selected
+        non-audio streams).
+    clocks : mapping or "truth", optional
+        Device clocks ``{device: {"offset_s": ..., "drift_ppm": ...}}``, or ``"truth"``
+        for ``rec.meta["clock_truth"]``. Default: every device is on the reference clock.
+    min_coverage : float, default 0.5
+        Fraction of a window that must hold valid samples (and, for ECG, valid RR
+        intervals) for its features not to be NaN.
+    options : mapping, optional
+        Settings per modality, e.g. ``{"ecg": {"method": "biosppy-hamilton"},
+        "eda": {"amplitude_min": 0.02}}``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per window: ``subject``, ``start``, ``end``, ``label``, the feature
+        columns ``prefix__feature`` (:data:`FEATURES`) and the quality columns
+        ``prefix__q_*``. Where the data is bad a feature is NaN and ``prefix__q_ok`` False.
+
+    Raises
+    ------
+    SignalError
+        A wrong sampling rate (e.g. an ECG at 4 Hz) or a recording shorter than one
+        window. A dead stream (all NaN, flat) gives NaN features with its quality flags
+        set instead.
+
+    Examples
+    --------
+    Two minutes of synthetic ECG (75 bpm) and EDA (5 µS) in 30-s windows:
+
+    >>> from mmlab.recording import Recording, Stream
+    >>> from mmlab.synth.physio import simulate_ecg, simulate_eda
+    >>> ecg, _ = simulate_ecg(duration=120.0, fs=250.0, heart_rate=75.0, seed=0)
+    >>> eda, _ = simulate_eda(duration=120.0, fs=16.0, seed=0)
+    >>> rec = Recording("01", [Stream("ecg", ecg, "ecg", rate=250.0),
+    ...                        Stream("eda", eda, "eda", rate=16.0)],
+    ...                 annotations=[{"onset": 0.0, "duration": 60.0, "kind": "phase", "label": "rest"},
+    ...                              {"onset": 60.0, "duration": 60.0, "kind": "phase", "label": "task"}])
+    >>> table = window_features(rec, window_s=30.0, step_s=30.0)
+    >>> table[["start", "label", "ecg__q_ok"]].to_numpy().tolist()
+    [[0.0, 'rest', True], [30.0, 'rest', True], [60.0, 'task', True], [90.0, 'task', True]]
+    >>> bool(table["ecg__hr_mean"].between(74, 76).all()), bool(table["eda__scl_mean"].between(4.9, 5.2).all())
+    (True, True)
     """
     plan = _plan(rec, streams, clocks, min_coverage, options)
     for ex in plan.extractors:

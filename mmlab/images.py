@@ -28,6 +28,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from torch import nn
 
+from mmlab._torch import minibatches, seeded, torch_threads, train_loop
 from mmlab.errors import SignalError
 
 __all__ = ["as_images", "resize", "to_grayscale", "to_rgb", "ImageNormalizer", "augment",
@@ -225,48 +226,43 @@ def _check_xy(X, y, what: str) -> tuple[np.ndarray, np.ndarray | None]:
     return x, y
 
 
-def train_cnn(model, X, y, epochs: int = 5, batch_size: int = 16, lr: float = 3e-3, seed: int = 0,
+def train_cnn(model, X, y, epochs: int = 5, batch_size: int = 16, lr: float = 3e-3, random_state: int = 0,
               augment_fn: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-              X_val=None, y_val=None, weight_decay: float = 1e-4) -> pd.DataFrame:
+              X_val=None, y_val=None, weight_decay: float = 1e-4, n_threads: int | None = 1) -> pd.DataFrame:
     """Train ``model`` in place with Adam and cross-entropy on the CPU; return the history.
 
     Introduced in chapter 15_images_sensors. ``y`` are integer class indices ``0..k-1``.
-    Batches are shuffled with ``seed`` (PyTorch is seeded too), ``augment_fn(batch, rng)``
-    (e.g. ``lambda b, r: augment(b, r)``) is applied to each training batch. The history
-    has one row per epoch: ``loss`` and ``train_acc`` (on the un-augmented training images)
-    and, given ``X_val``/``y_val``, ``val_acc``.
+    Batches are shuffled with ``random_state`` (PyTorch is seeded too, without touching its
+    global RNG afterwards), ``augment_fn(batch, rng)`` (e.g. ``lambda b, r: augment(b, r)``)
+    is applied to each training batch; torch runs on ``n_threads`` CPU threads. The history
+    has one row per epoch (from 1): ``loss`` and ``train_acc`` (on the un-augmented training
+    images) and, given ``X_val``/``y_val``, ``val_acc``.
     """
     x, y = _check_xy(X, y, "train_cnn")
     y = y.astype(np.int64)
     if y.min() < 0:
         raise SignalError("train_cnn: labels must be class indices 0..k-1")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    rows = []
-    for epoch in range(1, int(epochs) + 1):
-        model.train()
-        order = rng.permutation(len(x))
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            if len(idx) < 2:  # batch norm needs two samples
-                continue
-            xb = x[idx] if augment_fn is None else augment_fn(x[idx], rng)
-            xb_t = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32))
-            yb_t = torch.from_numpy(y[idx])
-            opt.zero_grad()
-            loss = loss_fn(model(xb_t), yb_t)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        row = {"epoch": epoch, "loss": total / len(x),
-               "train_acc": float((predict_proba(model, x).argmax(1) == y).mean())}
-        if X_val is not None:
-            xv, yv = _check_xy(X_val, y_val, "train_cnn validation")
-            row["val_acc"] = float((predict_proba(model, xv).argmax(1) == yv.astype(np.int64)).mean())
-        rows.append(row)
+    val = None if X_val is None else _check_xy(X_val, y_val, "train_cnn validation")
+    rng = np.random.default_rng(random_state)
+
+    def batch_loss(idx):
+        xb = x[idx] if augment_fn is None else augment_fn(x[idx], rng)
+        xb_t = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32))
+        return nn.functional.cross_entropy(model(xb_t), torch.from_numpy(y[idx]))
+
+    def accuracies(record):
+        acc = {"train_acc": float((predict_proba(model, x).argmax(1) == y).mean())}
+        if val is not None:
+            acc["val_acc"] = float((predict_proba(model, val[0]).argmax(1) == val[1].astype(np.int64)).mean())
+        return acc
+
+    with seeded(random_state), torch_threads(n_threads):
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        # batch norm needs two samples per batch
+        result = train_loop(model, opt, lambda epoch: minibatches(np.arange(len(x)), batch_size, rng, min_size=2),
+                            batch_loss, epochs=int(epochs), log=accuracies)
+    rows = [{"epoch": r["epoch"] + 1, "loss": r["train_loss"],
+             **{k: r[k] for k in ("train_acc", "val_acc") if k in r}} for r in result.history]
     return pd.DataFrame(rows)
 
 
@@ -291,29 +287,32 @@ class CNNClassifier(BaseEstimator, ClassifierMixin):
     """
 
     def __init__(self, width: int = 8, epochs: int = 5, batch_size: int = 16, lr: float = 3e-3,
-                 augment: bool = False, seed: int = 0):
+                 augment: bool = False, random_state: int = 0, n_threads: int | None = 1):
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.augment = augment
-        self.seed = seed
+        self.random_state = random_state
+        self.n_threads = n_threads
 
     def fit(self, X, y):
         x, y = _check_xy(X, y, "CNNClassifier.fit")
         self.classes_, yi = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise SignalError(f"CNNClassifier.fit: one class only ({self.classes_.tolist()})")
-        torch.manual_seed(self.seed)  # the initial weights follow the seed too
-        self.model_ = SmallCNN(x.shape[1], len(self.classes_), self.width)
+        with seeded(self.random_state):  # the initial weights follow random_state too
+            self.model_ = SmallCNN(x.shape[1], len(self.classes_), self.width)
         fn = (lambda b, r: augment(b, r)) if self.augment else None
-        self.history_ = train_cnn(self.model_, x, yi, self.epochs, self.batch_size, self.lr, self.seed, fn)
+        self.history_ = train_cnn(self.model_, x, yi, self.epochs, self.batch_size, self.lr, self.random_state, fn,
+                                  n_threads=self.n_threads)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise SignalError("CNNClassifier: call fit first")
-        return predict_proba(self.model_, X)
+        with torch_threads(self.n_threads):
+            return predict_proba(self.model_, X)
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]

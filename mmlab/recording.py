@@ -44,7 +44,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from mmlab.errors import DataFormatError, SchemaError
+from mmlab.errors import DataFormatError, DatasetError, SchemaError
 
 FORMAT_NAME = "mmlab-cohort"
 FORMAT_VERSION = 1
@@ -83,6 +83,111 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+# --------------------------------------------------------------------------- Clock
+#: Largest plausible clock drift (ppm); beyond it a "clock" is a unit mistake.
+MAX_DRIFT_PPM = 1e5
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A device clock against the reference clock: the one clock model of mmlab.
+
+    ``device_time = offset_s + (1 + drift_ppm * 1e-6) * reference_time``; ``jitter_s`` is
+    the standard deviation of the noise on the device's timestamps (0 for an ideal
+    clock). Values are coerced to float and checked (finite, ``|drift_ppm| < 1e5``,
+    ``jitter_s >= 0``); a bad value raises :class:`~mmlab.errors.SchemaError`.
+
+    Examples
+    --------
+    >>> c = Clock.from_mapping({"offset_s": 2, "drift_ppm": 100})
+    >>> round(c.to_device(10.0), 6), round(c.to_reference(c.to_device(10.0)), 6)
+    (12.001, 10.0)
+    >>> Clock.from_mapping({"offset": 2.0})
+    Traceback (most recent call last):
+    ...
+    mmlab.errors.SchemaError: clock: unknown key 'offset' (expected offset_s, drift_ppm, jitter_s)
+    """
+
+    offset_s: float = 0.0
+    drift_ppm: float = 0.0
+    jitter_s: float = 0.0
+
+    def __post_init__(self, where: str = "clock"):
+        vals = {}
+        for key in ("offset_s", "drift_ppm", "jitter_s"):
+            v = getattr(self, key)
+            try:
+                if isinstance(v, (bool, np.bool_)) or isinstance(v, str):
+                    raise TypeError
+                v = float(v)
+            except (TypeError, ValueError):
+                raise SchemaError(f"{where}: {key} must be a number, got {v!r}") from None
+            if not math.isfinite(v):
+                raise SchemaError(f"{where}: {key} must be finite, got {v!r}")
+            vals[key] = v
+        if abs(vals["drift_ppm"]) >= MAX_DRIFT_PPM:
+            raise SchemaError(f"{where}: drift_ppm {vals['drift_ppm']!r} is not plausible "
+                              f"(|drift| must be below {MAX_DRIFT_PPM:g} ppm)")
+        if vals["jitter_s"] < 0:
+            raise SchemaError(f"{where}: jitter_s must be >= 0, got {vals['jitter_s']!r}")
+        for key, v in vals.items():
+            object.__setattr__(self, key, v)
+
+    @classmethod
+    def from_mapping(cls, value: Any, device: str | None = None) -> "Clock":
+        """A Clock from ``{"offset_s", "drift_ppm", "jitter_s"}`` (missing keys are 0).
+
+        Also accepts a :class:`Clock`, an ``(offset_s, drift_ppm)`` pair or a lone offset,
+        as :func:`mmlab.align.align_recording` does. Unknown keys and non-numbers raise
+        :class:`~mmlab.errors.SchemaError` naming ``device``.
+        """
+        where = "clock" if device is None else f"clock of device {device!r}"
+        if isinstance(value, Clock):
+            return value
+        if isinstance(value, Mapping):
+            unknown = [k for k in value if k not in ("offset_s", "drift_ppm", "jitter_s")]
+            if unknown:
+                raise SchemaError(f"{where}: unknown key {unknown[0]!r} "
+                                  "(expected offset_s, drift_ppm, jitter_s)")
+            kw = dict(value)
+        elif isinstance(value, (tuple, list)) and len(value) == 2:
+            kw = {"offset_s": value[0], "drift_ppm": value[1]}
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            kw = {"offset_s": value}
+        else:
+            raise SchemaError(f"{where}: expected a mapping {{offset_s, drift_ppm, jitter_s}}, "
+                              f"an (offset_s, drift_ppm) pair or an offset, got {value!r}")
+        obj = cls.__new__(cls)
+        for key in ("offset_s", "drift_ppm", "jitter_s"):
+            object.__setattr__(obj, key, kw.get(key, 0.0))
+        obj.__post_init__(where)
+        return obj
+
+    @property
+    def scale(self) -> float:
+        """Device seconds per reference second, ``1 + drift_ppm * 1e-6``."""
+        return 1.0 + self.drift_ppm * 1e-6
+
+    def to_device(self, t_ref):
+        """Device time(s) of reference time(s) ``t_ref`` (a float for a scalar)."""
+        if np.ndim(t_ref):
+            return self.offset_s + self.scale * np.asarray(t_ref, dtype=float)
+        return self.offset_s + self.scale * float(t_ref)
+
+    def to_reference(self, t_dev):
+        """Reference time(s) of device time(s) ``t_dev`` (a float for a scalar)."""
+        if np.ndim(t_dev):
+            return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale
+        return (float(t_dev) - self.offset_s) / self.scale
+
+    def truth(self) -> dict:
+        """The ``Recording.meta["clock_truth"]`` entry of this clock."""
+        return {"offset_s": self.offset_s, "drift_ppm": self.drift_ppm, "jitter_s": self.jitter_s}
+
+
+REFERENCE_CLOCK = Clock()
 
 
 # --------------------------------------------------------------------------- Stream
@@ -452,7 +557,10 @@ class Recording:
         prefix = found[0].name[: -len("_recording.json")]
         streams = [_load_stream(sub, prefix, name, mmap) for name in info.get("streams", [])]
         events = sub / f"{prefix}_events.tsv"
-        ann = _read_tsv(events) if events.exists() else None
+        if not events.is_file():  # save() always writes one, if only a header
+            raise DataFormatError(f"{events}: file is missing; a saved recording always has "
+                                  "its annotations table (possibly empty)")
+        ann = _read_events(events)
         return cls(subject=info["subject"], streams=streams, annotations=ann,
                    meta=info.get("meta", {}), t0=info.get("t0"))
 
@@ -473,10 +581,27 @@ def _write_tsv(df: pd.DataFrame, path: Path) -> None:
 def _read_tsv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
-                           float_precision="round_trip",
                            dtype={"kind": str, "label": str, "text": str, "participant_id": str})
     except Exception as exc:  # pandas raises many types for a broken file
         raise DataFormatError(f"{path}: not a readable TSV table ({exc})") from exc
+
+
+def _read_events(path: Path) -> pd.DataFrame:
+    """An ``events.tsv`` as an annotations table; a file without the annotation columns
+    (or with values that are not annotations) is a DataFormatError naming the file, so
+    annotations never vanish silently."""
+    table = _read_tsv(path)
+    missing = [c for c in ANNOTATION_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataFormatError(
+            f"{path}: not an annotations table: columns {', '.join(missing)} are missing "
+            f"(found {', '.join(map(str, table.columns)) or 'none'}; expected "
+            f"{', '.join(ANNOTATION_COLUMNS)})"
+        )
+    try:
+        return make_annotations(table)
+    except SchemaError as exc:
+        raise DataFormatError(f"{path}: {exc}") from exc
 
 
 def _read_json(path: Path) -> dict:
@@ -573,16 +698,7 @@ class Cohort:
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise SchemaError(f"cohort: duplicate subjects {sorted(dup)}")
-        if self.participants is None:
-            self.participants = pd.DataFrame({"participant_id": ids})
-        p = self.participants.copy()
-        if "participant_id" not in p:
-            raise SchemaError("cohort: participants table needs a 'participant_id' column")
-        p["participant_id"] = p["participant_id"].astype(str)
-        missing = set(ids) - set(p["participant_id"])
-        if missing:
-            raise SchemaError(f"cohort: subjects {sorted(missing)} are not in the participants table")
-        self.participants = p[["participant_id"] + [c for c in p if c != "participant_id"]].reset_index(drop=True)
+        self.participants = _participants_table(self.participants, ids)
         self.meta = dict(self.meta or {})
 
     @property
@@ -615,23 +731,84 @@ class Cohort:
         name = self.meta.get("scenario") or self.meta.get("name") or "cohort"
         return f"Cohort({name!r}, {len(self)} subjects: {self.subjects[:5]}{'...' if len(self) > 5 else ''})"
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the cohort in the BIDS-style layout of the module docstring."""
-        root = Path(folder)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "dataset_description.json").write_text(json.dumps(_jsonable({
-            "Name": self.meta.get("name", self.meta.get("scenario", "mmlab cohort")),
-            "Format": FORMAT_NAME, "FormatVersion": FORMAT_VERSION,
-            "subjects": self.subjects, "meta": self.meta,
-        }), indent=1))
-        _write_tsv(self.participants, root / "participants.tsv")
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write the cohort in the BIDS-style layout of the module docstring.
+
+        Parameters
+        ----------
+        folder : str or Path
+            The cohort folder. It must not exist yet or be empty, unless ``overwrite``.
+        overwrite : bool, default False
+            Replace an existing saved mmlab cohort at ``folder`` (its old subjects are
+            removed, so none is left behind). A folder that is not an mmlab cohort is
+            never deleted.
+
+        Returns
+        -------
+        Path
+            ``folder``, ready for :meth:`load`.
+
+        Raises
+        ------
+        DatasetError
+            ``folder`` is a file, is not empty (without ``overwrite``), is not an mmlab
+            cohort (with ``overwrite``), or the disk is too full for the rest of the cohort.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> cohort = Cohort([Recording("01"), Recording("02")])
+        >>> folder = cohort.save(Path(tempfile.mkdtemp()) / "demo")
+        >>> sorted(p.name for p in folder.iterdir())
+        ['dataset_description.json', 'participants.tsv', 'sub-01', 'sub-02']
+        >>> Cohort([Recording("01")]).save(folder, overwrite=True) == folder
+        True
+        >>> Cohort.load(folder).subjects
+        ['01']
+        """
+        writer = CohortWriter(folder, meta=self.meta, subjects=self.subjects, overwrite=overwrite)
         for r in self.recordings:
-            r.save(root)
-        return root
+            writer.add(r)
+        return writer.close(self.participants)
 
     @classmethod
-    def load(cls, folder: str | Path, mmap: bool = False) -> "Cohort":
-        """Read a cohort written by :meth:`save` (``mmap``: see :meth:`Recording.load`)."""
+    def load(cls, folder: str | Path, mmap: bool = False, allow_incomplete: bool = False) -> "Cohort":
+        """Read a cohort written by :meth:`save` or :class:`CohortWriter`.
+
+        Parameters
+        ----------
+        folder : str or Path
+            A folder written by :meth:`save` (it has a ``dataset_description.json``).
+        mmap : bool, default False
+            Memory-map the ``.npy`` signals read-only (see :meth:`Recording.load`).
+        allow_incomplete : bool, default False
+            A cohort whose writing was interrupted (or is still running) is marked
+            ``"complete": false`` in its description and is refused by default. With
+            ``True``, the subjects written so far are loaded (``meta["complete"]`` is
+            then ``False``).
+
+        Returns
+        -------
+        Cohort
+            Equal (:meth:`equals`) to the cohort that was saved.
+
+        Raises
+        ------
+        DataFormatError
+            The folder is not a saved mmlab cohort, is incomplete, or a file in it is
+            malformed (the message names the file).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> cohort = Cohort([Recording("01", annotations=[{"onset": 0.0, "duration": 60.0,
+        ...                                                "kind": "phase", "label": "rest"}])])
+        >>> back = Cohort.load(cohort.save(Path(tempfile.mkdtemp()) / "demo"))
+        >>> back.equals(cohort)
+        True
+        >>> back[0].phases()["label"].tolist()
+        ['rest']
+        """
         root = Path(folder)
         desc_path = root / "dataset_description.json"
         if not desc_path.is_file():
@@ -639,11 +816,174 @@ class Cohort:
         desc = _read_json(desc_path)
         if desc.get("Format") != FORMAT_NAME:
             raise DataFormatError(f"{desc_path}: Format is {desc.get('Format')!r}, expected {FORMAT_NAME!r}")
+        listed = [str(sid) for sid in desc.get("subjects", [])]
+        complete = desc.get("complete", True) is not False
+        if not complete:
+            done = [sid for sid in listed if (root / f"sub-{sid}" / f"sub-{sid}_recording.json").is_file()]
+            if not allow_incomplete:
+                raise DataFormatError(
+                    f"{root}: the cohort is incomplete ({len(done)} of {len(listed)} subjects "
+                    "written; its writing was interrupted or is still running). Write it again "
+                    "(mmlab data make ... --overwrite), or load the finished subjects with "
+                    "Cohort.load(..., allow_incomplete=True)")
+            listed = done
         recs = []
-        for sid in desc.get("subjects", []):
+        for sid in listed:
             sub = root / f"sub-{sid}"
             if not sub.is_dir():
                 raise DataFormatError(f"{root}: subject {sid!r} is listed but sub-{sid}/ is missing")
             recs.append(Recording.load(sub, mmap=mmap))
         part = _read_tsv(root / "participants.tsv") if (root / "participants.tsv").exists() else None
-        return cls(recordings=recs, participants=part, meta=desc.get("meta", {}))
+        meta = desc.get("meta", {})
+        if not complete:
+            meta = {**meta, "complete": False}
+            if part is not None:
+                part = part[part["participant_id"].astype(str).isin(listed)]
+                if set(part["participant_id"].astype(str)) != set(listed):
+                    part = None
+        return cls(recordings=recs, participants=part, meta=meta)
+
+
+def _participants_table(participants: pd.DataFrame | None, ids: list[str]) -> pd.DataFrame:
+    """The participants table with ``participant_id`` (str) first, covering every subject."""
+    if participants is None:
+        participants = pd.DataFrame({"participant_id": ids})
+    p = participants.copy()
+    if "participant_id" not in p:
+        raise SchemaError("cohort: participants table needs a 'participant_id' column")
+    p["participant_id"] = p["participant_id"].astype(str)
+    missing = set(ids) - set(p["participant_id"])
+    if missing:
+        raise SchemaError(f"cohort: subjects {sorted(missing)} are not in the participants table")
+    return p[["participant_id"] + [c for c in p if c != "participant_id"]].reset_index(drop=True)
+
+
+def _disk_free(path: Path) -> int:
+    """Free bytes on the file system holding ``path`` (a function, so tests can replace it)."""
+    import shutil
+
+    return int(shutil.disk_usage(path).free)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _prepare_folder(root: Path, overwrite: bool) -> None:
+    """Make ``root`` an empty folder; replace an old mmlab cohort only when ``overwrite``."""
+    import shutil
+
+    if str(root) in ("", "."):
+        raise DatasetError("cohort folder is empty or '.'; give a new folder name")
+    for parent in [root, *root.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise DatasetError(f"cannot write a cohort to {root}: {parent} is a file, not a folder")
+    if root.is_dir() and any(root.iterdir()):
+        if not overwrite:
+            raise DatasetError(
+                f"{root} already exists and is not empty; choose a new folder, or replace "
+                "the cohort in it with overwrite=True (mmlab data make --overwrite)")
+        desc = root / "dataset_description.json"
+        try:
+            is_cohort = desc.is_file() and json.loads(desc.read_text()).get("Format") == FORMAT_NAME
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            is_cohort = False
+        if not is_cohort:
+            raise DatasetError(f"{root} is not a saved mmlab cohort (no mmlab "
+                               "dataset_description.json); refusing to delete it")
+        shutil.rmtree(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create the cohort folder {root}: {exc.strerror or exc}") from exc
+
+
+class CohortWriter:
+    """Write a cohort to disk one subject at a time (for cohorts larger than memory).
+
+    The folder gets its ``dataset_description.json`` first, marked ``"complete": false``,
+    then one ``sub-<id>/`` folder per :meth:`add`, then ``participants.tsv`` and the final
+    description at :meth:`close`. An interrupted writer leaves a folder that
+    :meth:`Cohort.load` refuses unless ``allow_incomplete=True``. After each subject the
+    writer checks that the disk has room for the remaining subjects (at the mean size so
+    far) and stops with a :class:`~mmlab.errors.DatasetError` if not.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The cohort folder (see :meth:`Cohort.save` for ``overwrite``).
+    meta : dict, optional
+        Dataset-level metadata (``Cohort.meta``).
+    subjects : list of str, optional
+        The subjects that will be written, if known (for progress and the disk check).
+    overwrite : bool, default False
+        Replace an existing saved mmlab cohort at ``folder``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "big"
+    >>> with CohortWriter(folder, meta={"name": "demo"}, subjects=["01", "02"]) as writer:
+    ...     _ = writer.add(Recording("01"), {"age": 30})
+    ...     _ = writer.add(Recording("02"), {"age": 41})
+    >>> Cohort.load(folder).participants["age"].tolist()
+    [30, 41]
+    """
+
+    def __init__(self, folder: str | Path, meta: Mapping[str, Any] | None = None,
+                 subjects: Iterable[str] | None = None, overwrite: bool = False) -> None:
+        self.root = Path(folder)
+        self.meta = dict(meta or {})
+        self.planned = None if subjects is None else [str(s) for s in subjects]
+        self.written: list[str] = []
+        self.rows: list[dict] = []
+        self.bytes_written = 0
+        self.closed = False
+        _prepare_folder(self.root, overwrite)
+        self._write_description(complete=False)
+
+    def _write_description(self, complete: bool) -> None:
+        subjects = self.written if complete or self.planned is None else self.planned
+        (self.root / "dataset_description.json").write_text(json.dumps(_jsonable({
+            "Name": self.meta.get("name", self.meta.get("scenario", "mmlab cohort")),
+            "Format": FORMAT_NAME, "FormatVersion": FORMAT_VERSION, "complete": complete,
+            "subjects": subjects, "meta": self.meta,
+        }), indent=1))
+
+    def add(self, recording: Recording, participant: Mapping[str, Any] | None = None) -> Path:
+        """Write one subject's recording (and remember its participants row)."""
+        if self.closed:
+            raise SchemaError(f"cohort writer for {self.root} is closed")
+        if recording.subject in self.written:
+            raise SchemaError(f"cohort: duplicate subjects ['{recording.subject}']")
+        sub = recording.save(self.root)
+        self.written.append(recording.subject)
+        self.rows.append({"participant_id": recording.subject, **dict(participant or {})})
+        self.bytes_written += _folder_bytes(sub)
+        if self.planned is not None:
+            left = len(self.planned) - len(self.written)
+            need = self.bytes_written / len(self.written) * left
+            free = _disk_free(self.root)
+            if left > 0 and need > free:
+                raise DatasetError(
+                    f"not enough disk space for {self.root}: the remaining {left} subjects need "
+                    f"about {need / 1e9:.2f} GB, {free / 1e9:.2f} GB are free; "
+                    f"{len(self.written)} of {len(self.planned)} subjects were written and the folder is marked incomplete")
+        return sub
+
+    def close(self, participants: pd.DataFrame | None = None) -> Path:
+        """Write ``participants.tsv`` (default: the rows given to :meth:`add`) and mark the
+        cohort complete. Returns the folder."""
+        table = _participants_table(pd.DataFrame(self.rows) if participants is None else participants,
+                                    self.written)
+        _write_tsv(table, self.root / "participants.tsv")
+        self._write_description(complete=True)
+        self.closed = True
+        return self.root
+
+    def __enter__(self) -> "CohortWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self.closed:
+            self.close()

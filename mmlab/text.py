@@ -372,7 +372,7 @@ class VaderRule(ClassifierMixin, BaseEstimator):
         return np.where(compound >= self.threshold, self.positive_label, self.negative_label_)
 
 
-def sentiment_models(seed: int = 0, embeddings: bool = True, binary_positive=None) -> dict:
+def sentiment_models(random_state: int = 0, embeddings: bool = True, binary_positive=None) -> dict:
     """Named, unfitted sentiment baselines (scikit-learn pipelines, chapter 10_text).
 
     ``tfidf+logreg`` (word uni/bigrams), ``vader+logreg`` (four lexicon scores),
@@ -385,7 +385,7 @@ def sentiment_models(seed: int = 0, embeddings: bool = True, binary_positive=Non
     from sklearn.preprocessing import StandardScaler
 
     def logreg(C: float = 1.0):
-        return LogisticRegression(C=C, max_iter=2000, random_state=seed)
+        return LogisticRegression(C=C, max_iter=2000, random_state=random_state)
 
     models = {"tfidf+logreg": make_pipeline(make_tfidf(), logreg(C=10.0)),
               "vader+logreg": make_pipeline(VaderFeatures(), StandardScaler(), logreg())}
@@ -396,12 +396,12 @@ def sentiment_models(seed: int = 0, embeddings: bool = True, binary_positive=Non
     return models
 
 
-def evaluate_sentiment(texts: Sequence[str], labels: Sequence, test_size: float = 0.3, seed: int = 0,
+def evaluate_sentiment(texts: Sequence[str], labels: Sequence, test_size: float = 0.3, random_state: int = 0,
                        models: dict | None = None, embeddings: bool = True, n_splits: int = 1) -> pd.DataFrame:
     """Held-out accuracy of each baseline on stratified splits (chapter 10_text).
 
     With ``n_splits=1`` one stratified train/test split (``train_test_split`` with
-    ``random_state=seed``); with more, that many stratified shuffle splits, and the
+    ``random_state``); with more, that many stratified shuffle splits, and the
     accuracy is their mean (``accuracy_sd`` their standard deviation): small test sets
     are noisy. Returns one row per model: ``model``, ``accuracy``, ``accuracy_sd``,
     ``n_train``, ``n_test`` and ``majority`` (accuracy of always predicting the most
@@ -426,12 +426,12 @@ def evaluate_sentiment(texts: Sequence[str], labels: Sequence, test_size: float 
         if len(classes) == 2:
             known = [c for c in classes if str(c).lower() in ("1", "positive", "pos", "satisfied")]
             positive = known[0] if known else None
-        models = sentiment_models(seed=seed, embeddings=embeddings, binary_positive=positive)
+        models = sentiment_models(random_state=random_state, embeddings=embeddings, binary_positive=positive)
     idx = np.arange(len(y))
     if int(n_splits) == 1:
-        splits = [train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)]
+        splits = [train_test_split(idx, test_size=test_size, random_state=random_state, stratify=y)]
     else:
-        sss = StratifiedShuffleSplit(n_splits=int(n_splits), test_size=test_size, random_state=seed)
+        sss = StratifiedShuffleSplit(n_splits=int(n_splits), test_size=test_size, random_state=random_state)
         splits = list(sss.split(idx, y))
     scores: dict[str, list[float]] = {name: [] for name in models}
     floors = []

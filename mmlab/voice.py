@@ -18,9 +18,6 @@ This module adds what they leave to the caller:
 * **voice activity** (:func:`vad`): librosa's ``effects.split`` (frames within ``top_db``
   of the loudest frame are speech) plus an absolute floor, so a silent clip has no
   speech, and merging of short gaps / dropping of short blips;
-* **known-answer signals**: :func:`harmonic_tone` and :func:`pulse_train` (glottal-like
-  pulses with planted period jitter and amplitude shimmer), :func:`synthetic_words` (a
-  clearly synthetic stand-in data set when FSDD is absent);
 * **baselines** with one input contract (a list of 1-D clips at one rate):
   :func:`mfcc_linear_model` (mean/std of MFCCs and deltas + logistic regression, a
   scikit-learn pipeline) and :class:`CNNClassifier` (a small CNN on log-mel, PyTorch,
@@ -41,6 +38,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
+from mmlab._torch import minibatches, seeded, torch_threads, train_loop
 from mmlab.errors import SignalError
 from mmlab.validate import check_rate as _check_rate
 
@@ -54,7 +52,7 @@ __all__ = [
     "SILENCE_DB", "check_audio", "check_rate", "pcm_to_float", "peak_level_db", "is_silent", "load", "pad_or_trim",
     "frame_times", "stft", "spectrogram", "melspectrogram", "log_mel", "mfcc", "mfcc_summary",
     "pitch_pyin", "pitch_praat", "pitch_summary", "jitter_shimmer", "egemaps", "egemaps_table",
-    "vad", "speech_overlap", "harmonic_tone", "pulse_train", "synthetic_words", "SYNTHETIC_WORDS", "MFCCSummary", "mfcc_linear_model",
+    "vad", "speech_overlap", "MFCCSummary", "mfcc_linear_model",
     "LogMelCNN", "CNNClassifier",
 ]
 
@@ -517,115 +515,6 @@ def speech_overlap(found: pd.DataFrame, truth: pd.DataFrame, resolution_s: float
     return {"recall": recall, "precision": precision, "f1": f1}
 
 
-# ------------------------------------------------------------ known-answer signals
-def harmonic_tone(f0: float = 150.0, duration: float = 1.0, sr: int = 16000, n_harmonics: int = 5,
-                  amplitude: float = 0.3) -> np.ndarray:
-    """A steady harmonic tone: harmonics k = 1..n at f0*k with amplitude 1/k (float32)."""
-    t = np.arange(int(round(duration * sr))) / sr
-    k = np.arange(1, int(n_harmonics) + 1)
-    k = k[k * f0 < sr / 2]
-    y = (np.sin(2 * np.pi * f0 * k[:, None] * t[None, :]) / k[:, None]).sum(axis=0)
-    return (amplitude * y / np.abs(y).max()).astype(np.float32)
-
-
-def pulse_train(f0: float = 150.0, duration: float = 1.0, sr: int = 16000, jitter: float = 0.0,
-                shimmer: float = 0.0, seed: int = 0, amplitude: float = 0.3) -> tuple[np.ndarray, dict]:
-    """Glottal-like pulses with planted period jitter and amplitude shimmer.
-
-    Periods are ``(1 + e * jitter / 1.128) / f0`` with ``e`` standard normal, so the
-    expected local jitter (mean |difference of consecutive periods| / mean period; for
-    normal e, E|e1 - e2| = 1.128) is ``jitter``; amplitudes likewise for ``shimmer``. Each
-    pulse is the derivative of a 0.4 ms Gaussian at its exact (sub-sample) time. Returns
-    ``(audio, truth)`` where ``truth`` holds the pulse ``times`` and the realised
-    ``jitter_local`` and ``shimmer_local``.
-    """
-    rng = np.random.default_rng(seed)
-    n = int(round(duration * sr))
-    n_max = int(duration * f0 * 1.5) + 4
-    periods = (1.0 + rng.standard_normal(n_max) * jitter / 1.128) / f0
-    amps = 1.0 + rng.standard_normal(n_max) * shimmer / 1.128
-    times = 0.01 + np.concatenate([[0.0], np.cumsum(periods[:-1])])
-    keep = times < duration - 0.01
-    times, amps = times[keep], amps[keep]
-    width = int(round(0.002 * sr))
-    idx = np.round(times * sr).astype(int)[:, None] + np.arange(-width, width + 1)[None, :]
-    tau = idx / sr - times[:, None]
-    sigma = 0.0004
-    shape = -tau / sigma * np.exp(-0.5 * (tau / sigma) ** 2)
-    ok = (idx >= 0) & (idx < n)
-    y = np.bincount(idx[ok], weights=(amps[:, None] * shape)[ok], minlength=n)[:n]
-    y = (amplitude * y / np.abs(y).max()).astype(np.float32)
-    per = np.diff(times)
-    truth = {"times": times,
-             "jitter_local": float(np.mean(np.abs(np.diff(per))) / np.mean(per)) if len(per) > 1 else np.nan,
-             "shimmer_local": float(np.mean(np.abs(np.diff(amps))) / np.mean(amps)) if len(amps) > 1 else np.nan}
-    return y, truth
-
-
-#: The vowel-pair "words" of :func:`synthetic_words` (vowels as in :data:`mmlab.synth.voice.VOWELS`).
-SYNTHETIC_WORDS = {"ai": ("a", "i"), "ia": ("i", "a"), "ou": ("o", "u"), "uo": ("u", "o")}
-
-
-def _vowel_filter(y: np.ndarray, formants: Sequence[float], sr: int) -> np.ndarray:
-    from scipy import signal as sps
-
-    for f, bw in zip(formants, (80.0, 100.0, 130.0)):
-        if f >= 0.45 * sr:
-            continue
-        r = math.exp(-math.pi * bw / sr)
-        a = [1.0, -2.0 * r * math.cos(2 * math.pi * f / sr), r * r]
-        y = sps.lfilter([sum(a)], a, y)
-    return y
-
-
-def synthetic_words(n_per_class: int = 20, sr: int = 8000, seed: int = 0, n_speakers: int = 6,
-                    words: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
-    """A *synthetic* stand-in for FSDD (chapter 11_voice without real data).
-
-    Each "word" is a sequence of vowels (default :data:`SYNTHETIC_WORDS`: ``ai``, ``ia``,
-    ``ou``, ``uo``; ``ai`` and ``ia`` differ only in order): jittered glottal pulses
-    (:func:`pulse_train`) through three formant resonators per vowel, 120-250 ms per
-    vowel with 30 ms cross-fades, by ``n_speakers`` speakers who differ in F0 (90-220 Hz)
-    and vocal-tract length (formants x 0.9-1.2), plus -50 dBFS noise. Not speech: a
-    known-answer data set whose classes live in the spectral envelope and its order.
-
-    Columns: ``audio`` (float32 at ``sr``), ``label``, ``speaker``, ``index`` (0 ..
-    n_per_class-1 within a class) and ``split`` (the first quarter of each class
-    ``"test"``, every speaker in it, like FSDD's official split). Deterministic in ``seed``.
-    """
-    from mmlab.synth.voice import VOWELS
-
-    words = dict(SYNTHETIC_WORDS if words is None else words)
-    rng = np.random.default_rng(seed)
-    speakers = [(float(rng.uniform(90.0, 220.0)), float(rng.uniform(0.9, 1.2))) for _ in range(int(n_speakers))]
-    fade = int(0.03 * sr)
-    n_test = max(1, int(n_per_class) // 4)
-    rows = []
-    for label, vowels in words.items():
-        for i in range(int(n_per_class)):
-            s = i % len(speakers)
-            f0, scale = speakers[s]
-            f0 *= float(rng.uniform(0.95, 1.05))
-            parts = []
-            for v in vowels:
-                dur = float(rng.uniform(0.12, 0.25))
-                src, _ = pulse_train(f0, dur + 0.03, sr, jitter=0.01, shimmer=0.04, seed=int(rng.integers(2**31)))
-                seg = _vowel_filter(src.astype(np.float64), [f * scale for f in VOWELS[v]], sr)
-                seg *= np.concatenate([np.linspace(0, 1, fade), np.ones(len(seg) - 2 * fade), np.linspace(1, 0, fade)])
-                parts.append(seg)
-            lead = int(rng.uniform(0.05, 0.2) * sr)
-            total = lead + sum(len(p) for p in parts) - fade * (len(parts) - 1) + int(0.1 * sr)
-            y = np.zeros(total)
-            pos = lead
-            for p in parts:
-                y[pos: pos + len(p)] += p / (np.abs(p).max() + 1e-12)
-                pos += len(p) - fade
-            y = 0.3 * y / np.abs(y).max() + 10 ** (-50 / 20) * rng.standard_normal(total)
-            rows.append({"audio": y.astype(np.float32), "label": label, "speaker": f"spk{s}", "index": i,
-                         "split": "test" if i < n_test else "train"})
-    return pd.DataFrame(rows)
-
-
 # ------------------------------------------------------------------- baselines
 def _clip_list(X, sr: int) -> list[np.ndarray]:
     if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype != object:
@@ -655,7 +544,7 @@ class MFCCSummary(TransformerMixin, BaseEstimator):
                                       n_fft=self.n_fft, hop_length=hop) for c in _clip_list(X, sr)])
 
 
-def mfcc_linear_model(sr: int = 8000, seed: int = 0, C: float = 1.0, **mfcc_kwargs):
+def mfcc_linear_model(sr: int = 8000, random_state: int = 0, C: float = 1.0, **mfcc_kwargs):
     """MFCC summary + standardisation + logistic regression (chapter 11_voice baseline).
 
     A scikit-learn pipeline whose ``fit``/``predict`` take a list of clips at ``sr``.
@@ -665,7 +554,7 @@ def mfcc_linear_model(sr: int = 8000, seed: int = 0, C: float = 1.0, **mfcc_kwar
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(MFCCSummary(sr=sr, **mfcc_kwargs), StandardScaler(),
-                         LogisticRegression(C=C, max_iter=5000, random_state=seed))
+                         LogisticRegression(C=C, max_iter=5000, random_state=random_state))
 
 
 def _torch_module():
@@ -714,14 +603,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     turned into log-mel (``n_mels`` bands, 32 ms window, 10 ms hop) and standardised per
     band with the training statistics. Training shifts each batch in time by up to
     ``shift_s`` seconds (augmentation) and anneals the learning rate on a cosine. Torch
-    runs on ``threads`` CPU threads (restored afterwards); with a fixed thread count the
-    result is deterministic given ``seed``. ``history_`` keeps loss and training
+    runs on ``n_threads`` CPU threads (restored afterwards); with a fixed thread count the
+    result is deterministic given ``random_state``. ``history_`` keeps loss and training
     accuracy per epoch.
     """
 
     def __init__(self, sr: int = 8000, n_mels: int = 40, duration: float = 1.0, epochs: int = 12,
                  batch_size: int = 16, lr: float = 5e-3, width: int = 8, weight_decay: float = 1e-4,
-                 shift_s: float = 0.1, seed: int = 0, threads: int | None = 1):
+                 shift_s: float = 0.1, random_state: int = 0, n_threads: int | None = 1):
         self.sr = sr
         self.n_mels = n_mels
         self.duration = duration
@@ -731,8 +620,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.width = width
         self.weight_decay = weight_decay
         self.shift_s = shift_s
-        self.seed = seed
-        self.threads = threads
+        self.random_state = random_state
+        self.n_threads = n_threads
 
     def _features(self, X) -> np.ndarray:
         sr = check_rate(self.sr)
@@ -741,23 +630,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         hop = int(round(0.010 * sr))
         return np.stack([log_mel(pad_or_trim(c, n), sr, n_mels=self.n_mels, n_fft=n_fft, hop_length=hop)
                          for c in _clip_list(X, sr)])
-
-    def _threads(self):
-        import contextlib
-
-        import torch
-
-        @contextlib.contextmanager
-        def ctx():
-            before = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(int(self.threads))
-            try:
-                yield
-            finally:
-                torch.set_num_threads(before)
-
-        return ctx()
 
     def fit(self, X, y):
         import torch
@@ -777,33 +649,32 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         bs = int(self.batch_size)
         steps = int(self.epochs) * math.ceil(len(target) / bs)
         max_shift = int(round(self.shift_s * 100))  # frames at a 10 ms hop
-        self.history_ = []
-        with self._threads():
-            gen = torch.Generator().manual_seed(int(self.seed))
-            torch.manual_seed(int(self.seed))
+        with seeded(self.random_state), torch_threads(self.n_threads):
+            gen = torch.Generator().manual_seed(int(self.random_state))
             model = LogMelCNN(len(self.classes_), n_mels=self.n_mels, width=self.width)
             opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
             loss_fn = nn.CrossEntropyLoss()
-            for _ in range(int(self.epochs)):
-                model.train()
-                order = torch.randperm(len(target), generator=gen)
-                total, correct = 0.0, 0
-                for start in range(0, len(order), bs):
-                    idx = order[start:start + bs]
-                    xb = data[idx]
-                    if max_shift > 0:
-                        shift = int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen))
-                        xb = torch.roll(xb, shifts=shift, dims=3)
-                    opt.zero_grad()
-                    logits = model(xb)
-                    loss = loss_fn(logits, target[idx])
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.item() * len(idx)
-                    correct += int((logits.argmax(1) == target[idx]).sum())
-                self.history_.append({"loss": total / len(target), "train_accuracy": correct / len(target)})
+            correct = [0]
+
+            def batch_loss(idx):
+                idx = torch.from_numpy(idx)
+                xb = data[idx]
+                if max_shift > 0:
+                    shift = int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen))
+                    xb = torch.roll(xb, shifts=shift, dims=3)
+                logits = model(xb)
+                correct[0] += int((logits.argmax(1) == target[idx]).sum())
+                return loss_fn(logits, target[idx])
+
+            def accuracy(record):
+                acc, correct[0] = correct[0] / len(target), 0
+                return {"train_accuracy": acc}
+
+            result = train_loop(model, opt, lambda epoch: minibatches(np.arange(len(target)), bs, gen),
+                                batch_loss, epochs=int(self.epochs), scheduler=sched, log=accuracy)
+        self.history_ = [{"loss": r["train_loss"], "train_accuracy": r["train_accuracy"]}
+                         for r in result.history]
         self.module_ = model.eval()
         return self
 
@@ -812,7 +683,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         feats = (self._features(X) - self.mean_) / self.std_
-        with self._threads(), torch.inference_mode():
+        with torch_threads(self.n_threads), torch.inference_mode():
             logits = self.module_(torch.from_numpy(feats).float().unsqueeze(1))
         return torch.softmax(logits, dim=1).numpy()
 

@@ -13,7 +13,7 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from mmlab import align
-from mmlab.errors import MMLabError, SignalError
+from mmlab.errors import MMLabError, SchemaError, SignalError
 from mmlab.recording import Recording, Stream
 
 
@@ -383,8 +383,10 @@ def test_align_recording_with_truth_puts_taps_together(stress):
     # the reference device (offset 0, drift 0) keeps its timing
     np.testing.assert_array_equal(aligned["chest_ecg"].timestamps(), rec["chest_ecg"].timestamps())
     assert set(aligned.meta["clock_alignment"]) == {"chest", "wrist"}
-    with pytest.raises(SignalError, match="offset_s"):
+    with pytest.raises(SchemaError, match="unknown key 'drift'.*offset_s"):
         align.align_recording(rec, {"wrist": {"drift": 3}})
+    with pytest.raises(SchemaError, match="offset_s must be a number"):
+        align.align_recording(rec, {"wrist": {"offset_s": "soon"}})
 
 
 def test_dejitter_and_regularize_a_jittery_stream():

@@ -11,7 +11,10 @@ mne = pytest.importorskip("mne")
 
 from mmlab.bio import eeg  # noqa: E402
 from mmlab.errors import SignalError  # noqa: E402
+from mmlab.evaluate import repeated_cv  # noqa: E402
+from mmlab.io import read_motor_imagery  # noqa: E402
 from mmlab.recording import Recording, Stream  # noqa: E402
+from mmlab.synth.eeg import SIM_CHANNELS, simulate_motor_imagery  # noqa: E402
 
 FS = 250.0
 
@@ -86,12 +89,12 @@ def test_average_reference_zeroes_the_channel_mean():
 
 
 def test_epochs_count_equals_annotation_count():
-    raw = eeg.simulate_motor_imagery(n_trials=12, seed=3)
+    raw = simulate_motor_imagery(n_trials=12, seed=3)
     desc = np.array(raw.annotations.description)
     ep = eeg.epochs_from_annotations(raw, ["left_fist", "right_fist"], tmin=0.5, tmax=2.5)
     X, y = eeg.epochs_to_xy(ep)
     assert len(ep) == int(np.isin(desc, ["left_fist", "right_fist"]).sum()) == 12
-    assert X.shape == (12, len(eeg.SIM_CHANNELS), int(2.0 * 160) + 1)
+    assert X.shape == (12, len(SIM_CHANNELS), int(2.0 * 160) + 1)
     assert (y == desc[np.isin(desc, ["left_fist", "right_fist"])]).all()
     renamed = eeg.epochs_from_annotations(raw, {"left_fist": "L", "right_fist": "R", "rest": "rest"},
                                           tmin=0, tmax=1)
@@ -121,9 +124,9 @@ def test_recording_to_raw_carries_annotations_per_run():
 
 def test_csp_lda_finds_planted_lateralised_mu_desynchronisation():
     def accuracy(erd):
-        raw = eeg.bandpass(eeg.simulate_motor_imagery(n_trials=40, erd=erd, seed=0), 8.0, 30.0)
+        raw = eeg.bandpass(simulate_motor_imagery(n_trials=40, erd=erd, seed=0), 8.0, 30.0)
         X, y = eeg.epochs_to_xy(eeg.epochs_from_annotations(raw, ["left_fist", "right_fist"], 0.5, 2.5))
-        return eeg.cross_validate(eeg.csp_lda(), X, y, n_splits=5, n_repeats=2, seed=0)
+        return repeated_cv(eeg.csp_lda(), X, y, n_splits=5, n_repeats=2, random_state=0)
 
     planted, none = accuracy(0.5), accuracy(0.0)
     assert planted.mean > 0.9, str(planted)
@@ -132,13 +135,13 @@ def test_csp_lda_finds_planted_lateralised_mu_desynchronisation():
 
 
 def test_bandpower_baseline_sees_the_mu_band():
-    raw = eeg.simulate_motor_imagery(n_trials=40, erd=0.6, seed=1)
+    raw = simulate_motor_imagery(n_trials=40, erd=0.6, seed=1)
     X, y = eeg.epochs_to_xy(eeg.epochs_from_annotations(raw, ["left_fist", "right_fist"], 0.5, 3.5))
     feats = eeg.BandPower(rate=160.0, bands=["alpha", "beta"]).transform(X)
-    assert feats.shape == (40, len(eeg.SIM_CHANNELS) * 2)
-    c3 = eeg.SIM_CHANNELS.index("C3") * 2  # alpha of C3 (channel-major layout)
+    assert feats.shape == (40, len(SIM_CHANNELS) * 2)
+    c3 = SIM_CHANNELS.index("C3") * 2  # alpha of C3 (channel-major layout)
     assert feats[y == "right_fist", c3].mean() < feats[y == "left_fist", c3].mean()
-    res = eeg.cross_validate(eeg.bandpower_logistic(160.0), X, y, n_repeats=2, seed=0)
+    res = repeated_cv(eeg.bandpower_logistic(160.0), X, y, n_repeats=2, random_state=0)
     assert res.mean > 0.8, str(res)
 
 
@@ -179,7 +182,7 @@ def test_bad_input_raises_signal_error_naming_the_problem():
     with pytest.raises(SignalError, match="volts"):
         eeg.to_raw(Stream("eeg", x, "eeg", rate=FS, units="uV"))
     with pytest.raises(SignalError, match="fewer than the 5 folds"):
-        eeg.cross_validate(eeg.csp_lda(), np.zeros((6, 2, 10)), np.array(["a"] * 3 + ["b"] * 3))
+        repeated_cv(eeg.csp_lda(), np.zeros((6, 2, 10)), np.array(["a"] * 3 + ["b"] * 3))
 
 
 def test_relative_power_of_a_flat_window_is_nan_not_a_crash():
@@ -193,12 +196,13 @@ def test_eegmmidb_subject1_motor_imagery(data_dir):
     folder = data_dir / "eegmmidb"
     if not (folder / "S001R04.edf").exists():
         pytest.skip("eegmmidb subject 1 is not in MMLAB_DATA_DIR")
-    epochs = eeg.motor_imagery_epochs(data_dir)
+    raw = eeg.bandpass(eeg.recording_to_raw(read_motor_imagery(data_dir)), 8.0, 30.0)
+    epochs = eeg.epochs_from_annotations(raw, ["left_fist", "right_fist"], tmin=0.5, tmax=2.5)
     assert len(epochs.ch_names) == 64 and epochs.info["sfreq"] == 160.0
     X, y = eeg.epochs_to_xy(epochs)
     assert X.shape == (45, 64, 321)
     assert dict(zip(*np.unique(y, return_counts=True))) == {"left_fist": 23, "right_fist": 22}
-    res = eeg.cross_validate(eeg.csp_lda(), X, y, n_splits=5, n_repeats=10, seed=0)
+    res = repeated_cv(eeg.csp_lda(), X, y, n_splits=5, n_repeats=10, random_state=0)
     print(f"eegmmidb S001 imagined left vs right fist, CSP(4)+LDA: {res}")
     # measured 0.707 (chance 0.511) with this seed; the floor leaves room for library changes
     assert res.mean > 0.60

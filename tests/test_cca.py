@@ -99,7 +99,7 @@ def test_cca_loss_known_answers():
 def test_deep_cca_sees_a_nonlinear_relation_linear_cca_cannot():
     X, Y = make_nonlinear_views(3000, seed=0)
     lin = LinearCCA(2).fit(X[:2000], Y[:2000]).canonical_correlations(X[2000:], Y[2000:])
-    deep = DeepCCA(2, seed=0).fit(X[:2000], Y[:2000]).canonical_correlations(X[2000:], Y[2000:])
+    deep = DeepCCA(2, random_state=0).fit(X[:2000], Y[:2000]).canonical_correlations(X[2000:], Y[2000:])
     # measured on seeds 0-3: linear |r1| <= 0.07; deep r1 0.93-0.94, r2 0.87-0.90
     assert abs(lin[0]) < 0.15
     assert deep[0] > 0.85 and deep[1] > 0.7
@@ -108,16 +108,16 @@ def test_deep_cca_sees_a_nonlinear_relation_linear_cca_cannot():
 def test_deep_cca_is_deterministic_by_seed():
     X, Y = make_nonlinear_views(600, seed=1)
     kw = dict(hidden=(16,), epochs=15, batch_size=200, patience=100)
-    a = DeepCCA(2, seed=0, **kw).fit(X, Y).transform(X[:20])
-    b = DeepCCA(2, seed=0, **kw).fit(X, Y).transform(X[:20])
-    c = DeepCCA(2, seed=1, **kw).fit(X, Y).transform(X[:20])
+    a = DeepCCA(2, random_state=0, **kw).fit(X, Y).transform(X[:20])
+    b = DeepCCA(2, random_state=0, **kw).fit(X, Y).transform(X[:20])
+    c = DeepCCA(2, random_state=1, **kw).fit(X, Y).transform(X[:20])
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(np.abs(a), np.abs(c))
 
 
 def test_deep_cca_stops_early_and_keeps_history():
     X, Y = make_correlated_views(600, correlations=(0.9,), dim_x=3, dim_y=3, seed=2)
-    model = DeepCCA(1, hidden=(8,), epochs=400, patience=5, seed=0).fit(X, Y)
+    model = DeepCCA(1, hidden=(8,), epochs=400, patience=5, random_state=0).fit(X, Y)
     assert model.n_epochs_ < 400 and model.n_epochs_ == len(model.history_)
     assert model.best_epoch_ == model.n_epochs_ - 1 - 5
 

@@ -64,7 +64,7 @@ def planted():
 @pytest.fixture(scope="module")
 def trained(planted):
     A, B, _, _ = planted
-    return ContrastiveAligner(seed=0, **FAST_FIT).fit(A, B)
+    return ContrastiveAligner(random_state=0, **FAST_FIT).fit(A, B)
 
 
 def test_training_on_planted_pairs_lifts_recall_far_above_chance(planted, trained):
@@ -74,19 +74,19 @@ def test_training_on_planted_pairs_lifts_recall_far_above_chance(planted, traine
     assert rep["a->b@1"] >= 0.5 and rep["b->a@1"] >= 0.5
     assert rep["a->b@10"] >= 0.9
     # before training (0 epochs) the towers are random: close to chance
-    untrained = ContrastiveAligner(seed=0, epochs=0).fit(*planted[:2]).retrieval(At, Bt)
+    untrained = ContrastiveAligner(random_state=0, epochs=0).fit(*planted[:2]).retrieval(At, Bt)
     assert untrained["a->b@1"] < 0.1
     assert trained.loss(At, Bt) < math.log(len(At)) - 1.5  # uninformative: log(200) = 5.3
 
 
 def test_temperature_is_learnt_and_stays_within_bounds(planted):
     A, B, _, _ = planted
-    m = ContrastiveAligner(seed=0, temperature=0.5, t_min=0.2, t_max=1.0, **FAST_FIT).fit(A, B)
+    m = ContrastiveAligner(random_state=0, temperature=0.5, t_min=0.2, t_max=1.0, **FAST_FIT).fit(A, B)
     temps = m.history_["temperature"].to_numpy()
     assert temps.min() >= 0.2 - 1e-6 and temps.max() <= 1.0 + 1e-6
     assert temps[-1] < 0.45  # clean pairs want a sharper softmax: it moved down, to the floor
     assert float(m.model_.log_t.detach()) >= math.log(0.2) - 1e-6
-    frozen = ContrastiveAligner(seed=0, temperature=0.5, learn_temperature=False, epochs=5).fit(A, B)
+    frozen = ContrastiveAligner(random_state=0, temperature=0.5, learn_temperature=False, epochs=5).fit(A, B)
     assert frozen.temperature_ == pytest.approx(0.5)
     assert not frozen.model_.log_t.requires_grad
     with pytest.raises(SignalError, match="t_min"):
@@ -96,9 +96,9 @@ def test_temperature_is_learnt_and_stays_within_bounds(planted):
 def test_training_is_deterministic_by_seed(planted):
     A, B, At, _ = planted
     kw = dict(epochs=5, patience=10)
-    a = ContrastiveAligner(seed=3, **kw).fit(A, B).transform_a(At)
-    b = ContrastiveAligner(seed=3, **kw).fit(A, B).transform_a(At)
-    c = ContrastiveAligner(seed=4, **kw).fit(A, B).transform_a(At)
+    a = ContrastiveAligner(random_state=3, **kw).fit(A, B).transform_a(At)
+    b = ContrastiveAligner(random_state=3, **kw).fit(A, B).transform_a(At)
+    c = ContrastiveAligner(random_state=4, **kw).fit(A, B).transform_a(At)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
@@ -107,9 +107,9 @@ def test_training_is_deterministic_by_seed(planted):
 def test_validation_split_keeps_groups_together(planted):
     A, B, _, _ = planted
     groups = np.repeat(np.arange(60), 10)
-    m = ContrastiveAligner(seed=0, epochs=2, val_fraction=0.2).fit(A, B, groups=groups)
+    m = ContrastiveAligner(random_state=0, epochs=2, validation_fraction=0.2).fit(A, B, groups=groups)
     assert m.n_val_ == 120 and m.n_train_ == 480  # 12 whole groups of 10 held out
-    tr, te = split_by_group(groups, 0.25, seed=0)
+    tr, te = split_by_group(groups, 0.25, random_state=0)
     assert not set(groups[tr]) & set(groups[te]) and len(tr) + len(te) == len(groups)
 
 
@@ -122,7 +122,7 @@ def test_zero_shot_prototypes_classify_by_the_text_side():
     item = rng.standard_normal((n, 4))
     B = centres[y] + item @ rng.standard_normal((4, 16))
     A = np.hstack([np.eye(k)[y] * 2.0, item]) @ rng.standard_normal((k + 4, 12)) + 0.3 * rng.standard_normal((n, 12))
-    model = ContrastiveAligner(seed=0, **FAST_FIT).fit(A[:600], B[:600])
+    model = ContrastiveAligner(random_state=0, **FAST_FIT).fit(A[:600], B[:600])
     names = ["red", "green", "blue"]
     encoder = lambda texts: np.vstack([centres[names.index(t)] for t in texts])  # noqa: E731
     pred = zero_shot_predict(model, A[600:], {c: [c] for c in names}, encoder=encoder)
@@ -146,7 +146,7 @@ def test_bad_input_raises_signal_error(planted):
 
 # ----------------------------------------------------------------- paired data
 def test_utterance_voice_features_known_answers():
-    from mmlab.voice import harmonic_tone
+    from mmlab.synth.voice import harmonic_tone
 
     x = harmonic_tone(150.0, duration=1.5, sr=8000)
     f = dict(zip(VOICE_FEATURES, utterance_voice_features(x, 8000)))

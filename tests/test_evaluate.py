@@ -29,13 +29,13 @@ def test_loso_tests_each_subject_once():
 
 def test_group_kfold_keeps_subjects_together():
     groups = np.repeat(np.arange(10), 5)
-    folds = list(E.group_kfold_splits(groups, n_splits=3, seed=1))
+    folds = list(E.group_kfold_splits(groups, n_splits=3, random_state=1))
     sizes = sorted(len(np.unique(groups[te])) for _, te in folds)
     assert sizes == [3, 3, 4]
     assert sorted(np.concatenate([te for _, te in folds]).tolist()) == list(range(50))
     for tr, te in folds:
         assert not set(groups[tr]) & set(groups[te])
-    again = list(E.group_kfold_splits(groups, n_splits=3, seed=1))
+    again = list(E.group_kfold_splits(groups, n_splits=3, random_state=1))
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
     with pytest.raises(SchemaError, match="n_splits"):
         list(E.group_kfold_splits(groups, n_splits=11))
@@ -139,7 +139,7 @@ def test_noise_has_the_requested_snr():
     rng = np.random.default_rng(0)
     X = {"a": rng.normal(3.0, 2.0, (20000, 2)), "b": np.zeros((20000, 1))}
     mask = {"a": np.arange(20000) % 10 != 0}
-    X2, m2 = E.add_noise(X, mask, "a", snr_db=10, seed=1)
+    X2, m2 = E.add_noise(X, mask, "a", snr_db=10, random_state=1)
     noise = X2["a"] - X["a"]
     ratio = noise[mask["a"]].var(axis=0) / X["a"][mask["a"]].var(axis=0)
     np.testing.assert_allclose(ratio, 0.1, rtol=0.05)

@@ -266,7 +266,7 @@ def test_shapley_bad_input():
     model = PresenceModel(lambda p: 0.5, ["a", "b"])
     with pytest.raises(SchemaError, match=r"X\['b'\] has 3 rows"):
         ex.sample_shapley(model, {"a": np.zeros((4, 2)), "b": np.zeros((3, 2))})
-    with pytest.raises(SchemaError, match=r"mask\['a'\]: expected shape \(4,\)"):
+    with pytest.raises(SchemaError, match=r"mask\['a'\] must have shape \(4,\)"):
         ex.sample_shapley(model, _X(n=4, mods=("a", "b")), {"a": np.ones(3, bool)})
     with pytest.raises(SchemaError, match="no such modality"):
         ex.sample_shapley(model, _X(n=4, mods=("a", "b")), {"zz": np.ones(4, bool)})

@@ -153,6 +153,11 @@ def test_clock_mapping_moves_device_events_onto_the_reference_clock():
     # without the mapping the first 7 s of the window have no samples yet
     assert naive["eda__q_missing"].iloc[0] == pytest.approx(7 / 20, abs=0.01)
     assert mapped["eda__q_missing"].iloc[0] == pytest.approx(0.0, abs=0.01)
+    # a misspelt clock key raises (as align_recording does) instead of meaning offset 0
+    with pytest.raises(SchemaError, match="unknown key 'offset'"):
+        F.window_features(rec, clocks={"wrist": {"offset": 7.0}}, **windows)
+    with pytest.raises(SchemaError, match="clocks must be None, 'truth' or a mapping"):
+        F.window_features(rec, clocks="estimated", **windows)
 
 
 def test_stream_selection_and_prefixes(rec):

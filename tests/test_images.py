@@ -99,16 +99,16 @@ def test_cnn_learns_a_planted_hot_spot():
     xtr, ytr = planted_hotspots(256, seed=0)
     xte, yte = planted_hotspots(256, seed=1)
     norm = I.ImageNormalizer(size=None).fit(xtr)
-    clf = I.CNNClassifier(epochs=5, seed=0).fit(norm.transform(xtr), np.where(ytr == 1, "hot", "ok"))
+    clf = I.CNNClassifier(epochs=5, random_state=0).fit(norm.transform(xtr), np.where(ytr == 1, "hot", "ok"))
     acc = float((clf.predict(norm.transform(xte)) == np.where(yte == 1, "hot", "ok")).mean())
     assert acc > 0.9, clf.history_
     assert len(clf.history_) == 5 and clf.history_["loss"].iloc[-1] < clf.history_["loss"].iloc[0]
-    again = I.CNNClassifier(epochs=5, seed=0).fit(norm.transform(xtr), np.where(ytr == 1, "hot", "ok"))
+    again = I.CNNClassifier(epochs=5, random_state=0).fit(norm.transform(xtr), np.where(ytr == 1, "hot", "ok"))
     assert np.allclose(again.predict_proba(norm.transform(xte)), clf.predict_proba(norm.transform(xte)))
     # without a hot spot to find the same network stays at chance
     xn, _ = planted_hotspots(256, seed=0, hot_c=0.0)
     xnt, _ = planted_hotspots(256, seed=1, hot_c=0.0)
-    null = I.CNNClassifier(epochs=5, seed=0).fit(norm.transform(xn), ytr)
+    null = I.CNNClassifier(epochs=5, random_state=0).fit(norm.transform(xn), ytr)
     assert float((null.predict(norm.transform(xnt)) == yte).mean()) < 0.7
 
 

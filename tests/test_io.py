@@ -291,8 +291,15 @@ def test_wesad_missing_stream(tmp_path):
 
 
 # ========================================================================= WFDB
-def make_wfdb(folder: Path, name: str = "rec1", fs: int = 100, seconds: int = 20, comments=None,
-              with_ann: bool = True) -> Path:
+def make_wfdb(*args, **kwargs) -> Path:
+    from mmlab.io._common import library_deprecations_hidden
+
+    with library_deprecations_hidden("wfdb"):  # wfdb's own pandas calls warn (inplace=True)
+        return _make_wfdb(*args, **kwargs)
+
+
+def _make_wfdb(folder: Path, name: str = "rec1", fs: int = 100, seconds: int = 20, comments=None,
+               with_ann: bool = True) -> Path:
     import wfdb
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -332,6 +339,23 @@ def test_wfdb_challenge_alarm_from_comments(tmp_path):
     ev = rec.phases("event")
     assert list(ev["label"]) == ["alarm"] and ev["onset"].iloc[0] == 300.0
     assert rec.meta["alarm"] == {"type": "Asystole", "true_alarm": True}
+
+
+def test_reading_wfdb_shows_no_deprecation_warnings_of_wfdb(tmp_path):
+    """wfdb calls pandas with inplace=True (deprecated); a reader cannot act on that, so
+    mmlab hides those warnings, and only those."""
+    import warnings
+
+    path = make_wfdb(tmp_path / "w")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = mio.read_wfdb_record(path)
+        mio.describe(tmp_path / "w")
+    assert len(rec.annotations) > 0
+    from mmlab.io._common import library_deprecations_hidden
+
+    with pytest.warns(DeprecationWarning, match="mine"), library_deprecations_hidden("wfdb"):
+        warnings.warn("mine", DeprecationWarning)  # mmlab's (or anyone else's) still show
 
 
 def test_wfdb_truncated_signal_file(tmp_path):
@@ -427,6 +451,20 @@ def test_eegmmidb_subject_runs_end_to_end(tmp_path):
     assert rec.phases()["label"].tolist() == ["real", "real"]
     with pytest.raises(DatasetError, match=r"no run\(s\) \[4\]"):
         mio.read_eegmmidb(tmp_path, runs=[4])
+
+
+def test_read_motor_imagery_reads_the_imagined_fist_runs_from_the_data_folder(tmp_path):
+    """read_motor_imagery finds eegmmidb/ inside the data folder and reads runs 4, 8, 12."""
+    for run in (3, 4, 8, 12):
+        make_run(tmp_path / "eegmmidb" / "S001", run)
+    rec = mio.read_motor_imagery(tmp_path)
+    assert mio.MOTOR_IMAGERY_RUNS == (4, 8, 12)
+    assert list(rec.streams) == ["eeg_r04", "eeg_r08", "eeg_r12"] and rec.subject == "S001"
+    assert rec.phases()["label"].tolist() == ["imagined"] * 3
+    assert rec.phases("label")["label"].tolist() == ["rest", "left_fist", "right_fist"] * 3
+    assert list(mio.read_motor_imagery(tmp_path / "eegmmidb", runs=[3]).streams) == ["eeg_r03"]
+    with pytest.raises(DatasetError, match="no runs of subject 'S002'"):
+        mio.read_motor_imagery(tmp_path, subject="S002")
 
 
 def test_eegmmidb_truncated_edf(tmp_path):

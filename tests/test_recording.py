@@ -167,3 +167,27 @@ def test_memory_mapped_load_is_equal_and_read_only(tmp_path):
     assert back.equals(rec)
     assert not back["chest_ecg"].data.flags.writeable
     assert Recording.load(tmp_path / "sub-01")["chest_ecg"].data.flags.writeable
+
+
+
+# ------------------------------------------------------------------ clock model
+def test_clock_model_round_trips_and_rejects_bad_entries():
+    from mmlab.recording import Clock
+    c = Clock.from_mapping({"offset_s": np.int64(2), "drift_ppm": 100})
+    assert isinstance(c.offset_s, float) and c.offset_s == 2.0 and c.jitter_s == 0.0
+    assert c.to_device(10.0) == pytest.approx(2.0 + 10.0 * (1 + 100e-6))
+    np.testing.assert_allclose(c.to_reference(c.to_device(np.array([0.0, 5.0]))), [0.0, 5.0])
+    assert Clock.from_mapping(c.truth()) == c
+    assert Clock.from_mapping((1.5, 20)) == Clock(1.5, 20.0) and Clock.from_mapping(3) == Clock(3.0)
+    with pytest.raises(SchemaError, match="clock of device 'wrist': unknown key 'offset'"):
+        Clock.from_mapping({"offset": 2.0}, device="wrist")
+    with pytest.raises(SchemaError, match="drift_ppm must be a number"):
+        Clock.from_mapping({"drift_ppm": "fast"})
+    with pytest.raises(SchemaError, match="not plausible"):
+        Clock(0.0, 1e9)
+    with pytest.raises(SchemaError, match="jitter_s must be >= 0"):
+        Clock(jitter_s=-1)
+    with pytest.raises(SchemaError, match="offset_s must be finite"):
+        Clock(float("nan"))
+    with pytest.raises(SchemaError, match="expected a mapping"):
+        Clock.from_mapping("2 s")

@@ -442,6 +442,45 @@ def test_call_center_labels_audio_and_wearables():
         assert r.phases("label").label[0] == r.meta["truth"]["label"]
 
 
+# ----------------------------------------------------------------- knob limits
+def _numeric_knobs():
+    from mmlab.synth.scenarios import _module
+
+    for scenario in SCENARIOS:
+        for name, knob in _module(scenario).KNOBS.items():
+            if knob.kind in ("float", "int", "floats", "dict", "durations"):
+                yield scenario, name, knob
+
+
+def test_every_numeric_knob_has_an_upper_limit():
+    """No knob accepts any finite number: 1e9 ppm of drift or 1e6 minutes are typos."""
+    unbounded = [(s, n) for s, n, k in _numeric_knobs() if k.hi is None]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("scenario, name, knob", list(_numeric_knobs()),
+                         ids=[f"{s}-{n}" for s, n, _ in _numeric_knobs()])
+def test_a_value_above_a_knob_limit_is_a_clear_error(scenario, name, knob):
+    too_big = knob.hi * 10 + 1
+    if knob.kind in ("dict", "durations"):
+        keys = knob.keys or tuple(knob.default)
+        value = {keys[0]: too_big}
+        where = rf"knob '{name}'\['{keys[0]}'\]"
+    else:
+        value, where = too_big, f"knob '{name}'"
+        if knob.kind == "floats":
+            where = rf"knob '{name}'\[0\]"
+    with pytest.raises(SchemaError, match=rf"{where} must be <= {knob.hi:g}, got"):
+        make_cohort(scenario, n_subjects=1, fast=True, **{name: value})
+
+
+def test_clock_drift_limit_is_10000_ppm():
+    with pytest.raises(SchemaError, match=r"knob 'clock_drift_ppm' must be <= 10000, got 1000000000.0"):
+        make_cohort("factory", n_subjects=1, fast=True, clock_drift_ppm=1e9)
+    assert make_cohort("factory", n_subjects=1, fast=True, minutes=0.1, image_every_s=3.0,
+                       clock_drift_ppm=10_000).meta["knobs"]["clock_drift_ppm"] == 10_000
+
+
 # ----------------------------------------------------------------- command line
 def test_cli_makes_a_cohort_and_rejects_unknown_knobs(tmp_path, capsys):
     out = tmp_path / "fac"
@@ -459,3 +498,39 @@ def test_bench_data_is_registered():
     from mmlab import bench
 
     assert "data" in bench.TOPICS
+
+
+# ----------------------------------------------------------------------- EEG (chapter 14)
+def test_simulated_motor_imagery_is_seeded_annotated_and_desynchronises_the_opposite_side():
+    pytest.importorskip("mne")
+    from mmlab.synth.eeg import SIM_CHANNELS, simulate_motor_imagery
+
+    raw = simulate_motor_imagery(n_trials=10, seed=4)
+    again = simulate_motor_imagery(n_trials=10, seed=4)
+    assert raw.ch_names == list(SIM_CHANNELS) and raw.info["sfreq"] == 160.0
+    assert np.array_equal(raw.get_data(), again.get_data())
+    desc = list(raw.annotations.description)
+    assert desc.count("left_fist") == desc.count("right_fist") == 5 and desc.count("rest") == 10
+    # mu power (9-13 Hz) under C4 drops while the left fist is imagined, relative to C3
+    sos = sps.butter(4, [9.0, 13.0], btype="bandpass", fs=160.0, output="sos")
+    x = sps.sosfiltfilt(sos, raw.get_data(picks=["C3", "C4"]), axis=1)
+    ratio = {}
+    for lab in ("left_fist", "right_fist"):
+        idx = np.concatenate([np.arange(int((o + 1.0) * 160), int((o + 3.5) * 160))
+                              for o, d in zip(raw.annotations.onset, desc) if d == lab])
+        p3, p4 = (x[:, idx] ** 2).mean(axis=1)
+        ratio[lab] = p4 / p3
+    assert ratio["left_fist"] < 0.6 < 1.6 < ratio["right_fist"]
+
+
+def test_simulated_motor_imagery_bad_arguments():
+    pytest.importorskip("mne")
+    from mmlab.errors import SignalError
+    from mmlab.synth.eeg import simulate_motor_imagery
+
+    with pytest.raises(SignalError, match="erd must be in"):
+        simulate_motor_imagery(n_trials=2, erd=1.0)
+    with pytest.raises(SignalError, match="Nyquist"):
+        simulate_motor_imagery(n_trials=2, rate=20.0)
+    with pytest.raises(SignalError, match="positive"):
+        simulate_motor_imagery(n_trials=2, rate=0)

@@ -132,7 +132,7 @@ def test_baselines_learn_a_planted_word_and_beat_majority():
         cue = "excellent" if lab else "awful"
         texts.append(f"{filler[rng.integers(0, 6)]} was {cue}")
         labels.append(lab)
-    res = T.evaluate_sentiment(texts, labels, test_size=0.25, seed=0, embeddings=False)
+    res = T.evaluate_sentiment(texts, labels, test_size=0.25, random_state=0, embeddings=False)
     acc = dict(zip(res.model, res.accuracy))
     assert set(acc) == {"tfidf+logreg", "vader+logreg", "vader rule"}
     assert acc["tfidf+logreg"] == 1.0
@@ -184,7 +184,7 @@ def test_uci_tfidf_and_vader_baselines_on_held_out_sentences(data_dir):
         pytest.skip("uci_sentiment not in MMLAB_DATA_DIR")
     df = load_uci_sentiment(root)
     assert len(df) == 3000
-    res = T.evaluate_sentiment(df.text, df.label, test_size=0.3, seed=0, embeddings=False)
+    res = T.evaluate_sentiment(df.text, df.label, test_size=0.3, random_state=0, embeddings=False)
     acc = dict(zip(res.model, res.accuracy))
     # measured on this split: tfidf 0.827, vader+logreg 0.823, vader rule (compound >= 0) 0.747
     assert acc["tfidf+logreg"] >= 0.78

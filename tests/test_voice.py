@@ -8,13 +8,14 @@ import pytest
 
 from mmlab import voice as V
 from mmlab.errors import SignalError
+from mmlab.synth import voice as SV
 
 SR = 16000
 
 
 @pytest.fixture(scope="module")
 def tone():
-    return V.harmonic_tone(150.0, duration=1.0, sr=SR)
+    return SV.harmonic_tone(150.0, duration=1.0, sr=SR)
 
 
 # --------------------------------------------------------------------- input checks
@@ -69,7 +70,7 @@ def test_wrong_rate_for_the_band_is_an_error(tone):
 
 # ----------------------------------------------------------------- spectral shapes
 def test_mfcc_and_mel_shapes_for_known_duration_and_hop():
-    x = V.harmonic_tone(200.0, duration=1.0, sr=8000)
+    x = SV.harmonic_tone(200.0, duration=1.0, sr=8000)
     assert V.mfcc(x, 8000, n_mfcc=13, hop_length=80).shape == (13, 101)      # 1 + 8000 // 80
     assert V.melspectrogram(x, 8000, n_mels=40, n_fft=256, hop_length=80).shape == (40, 101)
     assert V.mfcc_summary(x, 8000, n_mfcc=13, hop_length=80).shape == (52,)
@@ -80,7 +81,7 @@ def test_mfcc_and_mel_shapes_for_known_duration_and_hop():
 
 
 def test_log_mel_keeps_loudness_differences():
-    x = V.harmonic_tone(200.0, duration=0.5, sr=8000)
+    x = SV.harmonic_tone(200.0, duration=0.5, sr=8000)
     loud, soft = V.log_mel(x, 8000, n_fft=256), V.log_mel(x * 0.1, 8000, n_fft=256)
     assert np.median(loud - soft) == pytest.approx(20.0, abs=0.5)
 
@@ -103,7 +104,7 @@ def test_silence_is_unvoiced_not_an_invented_pitch():
 
 # ---------------------------------------------------------------- jitter / shimmer
 def test_perfect_pulse_train_has_no_jitter_or_shimmer():
-    y, truth = V.pulse_train(150.0, 1.0, SR)
+    y, truth = SV.pulse_train(150.0, 1.0, SR)
     r = V.jitter_shimmer(y, SR)
     assert r["quality"] == "ok" and r["n_pulses"] >= 140
     assert r["jitter_local"] < 1e-4 and r["shimmer_local"] < 1e-3
@@ -112,7 +113,7 @@ def test_perfect_pulse_train_has_no_jitter_or_shimmer():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_planted_two_percent_jitter_and_shimmer_are_recovered(seed):
-    y, truth = V.pulse_train(150.0, 1.0, SR, jitter=0.02, shimmer=0.03, seed=seed)
+    y, truth = SV.pulse_train(150.0, 1.0, SR, jitter=0.02, shimmer=0.03, seed=seed)
     r = V.jitter_shimmer(y, SR)
     # Praat vs the realised values of this pulse train (measured: within 2 %)
     assert r["jitter_local"] == pytest.approx(truth["jitter_local"], rel=0.1)
@@ -121,7 +122,7 @@ def test_planted_two_percent_jitter_and_shimmer_are_recovered(seed):
 
 
 def test_jitter_grows_with_planted_jitter():
-    values = [V.jitter_shimmer(V.pulse_train(150.0, 1.0, SR, jitter=j, seed=3)[0], SR)["jitter_local"]
+    values = [V.jitter_shimmer(SV.pulse_train(150.0, 1.0, SR, jitter=j, seed=3)[0], SR)["jitter_local"]
               for j in (0.0, 0.01, 0.02, 0.03)]
     assert np.all(np.diff(values) > 0.004)
 
@@ -159,7 +160,7 @@ def test_vad_finds_planted_speech_in_silence():
     x = (rng.standard_normal(3 * SR) * 1e-4).astype(np.float32)
     planted = [(0.3, 0.7), (1.2, 1.5), (2.0, 2.6)]
     for a, b in planted:
-        seg, _ = V.pulse_train(140.0, b - a, SR, jitter=0.01, seed=1)
+        seg, _ = SV.pulse_train(140.0, b - a, SR, jitter=0.01, seed=1)
         x[int(a * SR): int(a * SR) + len(seg)] += seg
     found = V.vad(x, SR)
     assert len(found) == 3
@@ -171,7 +172,7 @@ def test_vad_measures_the_noise_floor():
     # speech 25 dB above steady noise: within 35 dB of the peak, but 10 dB above the floor
     rng = np.random.default_rng(2)
     x = (rng.standard_normal(2 * SR) * 10 ** (-45 / 20)).astype(np.float32)
-    seg, _ = V.pulse_train(140.0, 0.5, SR, jitter=0.01, seed=1)
+    seg, _ = SV.pulse_train(140.0, 0.5, SR, jitter=0.01, seed=1)
     x[SR // 2: SR // 2 + len(seg)] += seg
     found = V.vad(x, SR)
     assert len(found) == 1 and abs(found.start[0] - 0.5) < 0.03 and abs(found.end[0] - 1.0) < 0.03
@@ -188,7 +189,7 @@ def test_vad_bridges_short_gaps_and_finds_nothing_in_silence():
     x = np.zeros(SR, dtype=np.float32)
     assert V.vad(x, SR).empty
     assert V.vad(np.full(SR, 1e-5, dtype=np.float32), SR).empty  # quiet hum, below the floor
-    seg, _ = V.pulse_train(140.0, 0.3, SR)
+    seg, _ = SV.pulse_train(140.0, 0.3, SR)
     x[1600:1600 + len(seg)] = seg
     x[1600 + len(seg) + 800: 1600 + 2 * len(seg) + 800] = seg  # 50 ms gap
     assert len(V.vad(x, SR, min_gap_s=0.1)) == 1
@@ -197,23 +198,23 @@ def test_vad_bridges_short_gaps_and_finds_nothing_in_silence():
 
 # ----------------------------------------------------------------------- baselines
 def test_synthetic_words_are_deterministic_and_split_like_fsdd():
-    a = V.synthetic_words(n_per_class=8, seed=3)
-    b = V.synthetic_words(n_per_class=8, seed=3)
-    assert list(a.label.unique()) == list(V.SYNTHETIC_WORDS)
+    a = SV.synthetic_words(n_per_class=8, seed=3)
+    b = SV.synthetic_words(n_per_class=8, seed=3)
+    assert list(a.label.unique()) == list(SV.SYNTHETIC_WORDS)
     assert all(np.array_equal(x, y) for x, y in zip(a.audio, b.audio))
     assert (a.split == "test").sum() == 4 * 2 and set(a[a.split == "test"].index % 8) == {0, 1}
     assert all(np.isfinite(x).all() and np.abs(x).max() <= 1 for x in a.audio)
 
 
 def test_both_baselines_learn_vowels_and_the_cnn_is_seeded():
-    words = V.synthetic_words(n_per_class=16, sr=8000, seed=0, words={"ai": ("a", "i"), "ou": ("o", "u")})
+    words = SV.synthetic_words(n_per_class=16, sr=8000, seed=0, words={"ai": ("a", "i"), "ou": ("o", "u")})
     train, test = words[words.split == "train"], words[words.split == "test"]
     lin = V.mfcc_linear_model(sr=8000).fit(list(train.audio), train.label)
     assert lin.score(list(test.audio), test.label) == 1.0
-    cnn = V.CNNClassifier(sr=8000, epochs=8, seed=0).fit(list(train.audio), train.label)
+    cnn = V.CNNClassifier(sr=8000, epochs=8, random_state=0).fit(list(train.audio), train.label)
     assert len(cnn.history_) == 8 and cnn.history_[-1]["loss"] < cnn.history_[0]["loss"]
     assert cnn.predict(list(test.audio)).shape == (8,)
-    again = V.CNNClassifier(sr=8000, epochs=8, seed=0).fit(list(train.audio), train.label)
+    again = V.CNNClassifier(sr=8000, epochs=8, random_state=0).fit(list(train.audio), train.label)
     assert np.allclose(cnn.predict_proba(list(test.audio)), again.predict_proba(list(test.audio)), atol=1e-6)
 
 
@@ -237,7 +238,7 @@ def test_fsdd_mfcc_linear_baseline_on_the_official_test_split(data_dir):
     clips = load_clips(table)
     train = (table.split == "train").to_numpy()
     assert train.sum() == 900 and (~train).sum() == 300
-    model = V.mfcc_linear_model(sr=8000, seed=0)
+    model = V.mfcc_linear_model(sr=8000, random_state=0)
     model.fit([c for c, m in zip(clips, train) if m], table.label[train])
     acc = model.score([c for c, m in zip(clips, ~train) if m], table.label[~train])
     assert acc >= 0.9  # measured 0.947

@@ -37,9 +37,9 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import correlate, correlation_lags, find_peaks
 
 from mmlab.align.resample import median_interval, resample
-from mmlab.errors import SignalError
+from mmlab.errors import SchemaError, SignalError
+from mmlab.recording import Clock, Recording, Stream
 from mmlab.validate import check_positive
-from mmlab.recording import Recording, Stream
 
 __all__ = ["Lag", "jolt_times", "event_offset", "tap_offset", "xcorr_curve", "xcorr_lag",
            "xcorr_offset", "offset_track", "fit_drift", "estimate_clock", "to_reference", "align_recording",
@@ -434,24 +434,6 @@ def estimate_clock(ref: Stream, other: Stream, *, segment_s: float, max_lag_s: f
 
 
 # ---------------------------------------------------------------------- correction
-def _clock(value, device: str) -> tuple[float, float]:
-    if isinstance(value, Mapping):
-        if "offset_s" not in value:
-            raise SignalError(f"clock of device {device!r} needs 'offset_s' (and optionally 'drift_ppm'), got {dict(value)}")
-        off, ppm = value["offset_s"], value.get("drift_ppm", 0.0)
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
-        off, ppm = value
-    else:
-        off, ppm = value, 0.0
-    try:
-        off, ppm = float(off), float(ppm)
-    except (TypeError, ValueError):
-        raise SignalError(f"clock of device {device!r}: offset and drift must be numbers, got {value!r}") from None
-    if not (math.isfinite(off) and math.isfinite(ppm)) or abs(ppm) >= 1e5:
-        raise SignalError(f"clock of device {device!r}: offset {off!r} s / drift {ppm!r} ppm is not plausible")
-    return off, ppm
-
-
 def to_reference(stream: Stream, offset_s: float = 0.0, drift_ppm: float = 0.0) -> Stream:
     """``stream`` re-timed from its device clock onto the reference clock.
 
@@ -460,11 +442,12 @@ def to_reference(stream: Stream, offset_s: float = 0.0, drift_ppm: float = 0.0) 
     reference second), an irregular one new ``times``; the samples are untouched.
     ``meta["clock"]`` records the correction, and correcting a stream twice raises.
     """
-    off, ppm = _clock((offset_s, drift_ppm), stream.device or stream.name)
+    clock = Clock.from_mapping((offset_s, drift_ppm), stream.device or stream.name)
+    off, ppm = clock.offset_s, clock.drift_ppm
     if "clock" in stream.meta:
         raise SignalError(f"stream {stream.name!r} is already on the reference clock "
                           f"(corrected with {stream.meta['clock']})")
-    scale = 1.0 + ppm * 1e-6
+    scale = clock.scale
     meta = {**stream.meta, "clock": {"offset_s": off, "drift_ppm": ppm}}
     if stream.is_regular:
         return stream.replace(start=(stream.start - off) / scale, rate=stream.rate * scale, meta=meta)
@@ -474,17 +457,55 @@ def to_reference(stream: Stream, offset_s: float = 0.0, drift_ppm: float = 0.0) 
 def align_recording(recording: Recording, clocks: Mapping[str, object]) -> Recording:
     """A copy of ``recording`` with every stream on the reference clock (chapter 20_alignment).
 
-    ``clocks`` maps device name to ``{"offset_s": ..., "drift_ppm": ...}`` (as in
-    ``recording.meta["clock_truth"]`` or :func:`estimate_clock`), an ``(offset, drift)``
-    pair or just an offset. Streams of devices not in ``clocks`` are taken to be on the
-    reference clock already. ``meta["clock_alignment"]`` records what was applied.
+    A device clock reads ``device_time = offset_s + (1 + drift_ppm * 1e-6) * reference_time``;
+    each stream of a device in ``clocks`` gets its start (or timestamps) mapped back to
+    the reference clock and its rate scaled by the drift. The samples are not changed.
+
+    Parameters
+    ----------
+    recording : Recording
+        Streams on their devices' clocks (``Stream.device`` names the device).
+    clocks : mapping
+        Device name -> ``{"offset_s": ..., "drift_ppm": ...}`` (as in
+        ``recording.meta["clock_truth"]`` or from :func:`estimate_clock`), an
+        ``(offset_s, drift_ppm)`` pair, or just an offset in seconds, each parsed by
+        :meth:`mmlab.recording.Clock.from_mapping`. Streams of devices not in ``clocks``
+        are taken to be on the reference clock already.
+
+    Returns
+    -------
+    Recording
+        A new recording (the input is unchanged); ``meta["clock_alignment"]`` records the
+        clocks that were applied.
+
+    Raises
+    ------
+    SchemaError
+        ``clocks`` is not a mapping, or a clock has unknown keys or values that are not
+        numbers.
+
+    Examples
+    --------
+    The wrist clock runs 2 s ahead and 100 ppm fast:
+
+    >>> import numpy as np
+    >>> from mmlab.recording import Recording, Stream
+    >>> wrist = Stream("wrist_eda", np.zeros(400), "eda", rate=4.0, start=12.0, device="wrist")
+    >>> chest = Stream("chest_ecg", np.zeros(700), "ecg", rate=700.0, device="chest")
+    >>> aligned = align_recording(Recording("01", [chest, wrist]),
+    ...                           {"wrist": {"offset_s": 2.0, "drift_ppm": 100.0}})
+    >>> s = aligned["wrist_eda"]
+    >>> round(s.start, 6), round(s.rate, 6), aligned["chest_ecg"].start
+    (9.999, 4.0004, 0.0)
+    >>> aligned.meta["clock_alignment"]
+    {'wrist': {'offset_s': 2.0, 'drift_ppm': 100.0}}
     """
     if not isinstance(clocks, Mapping):
-        raise SignalError(f"clocks must map device names to clocks, got {type(clocks).__name__}")
-    parsed = {str(d): _clock(v, str(d)) for d, v in clocks.items()}
-    streams = [to_reference(s, *parsed[s.device]) if s.device in parsed else s
-               for s in recording.streams.values()]
-    applied = {d: {"offset_s": o, "drift_ppm": p} for d, (o, p) in parsed.items()
+        raise SchemaError(f"clocks must map device names to clocks, got {type(clocks).__name__}")
+    parsed = {str(d): Clock.from_mapping(v, str(d)) for d, v in clocks.items()}
+    streams = [to_reference(s, parsed[s.device].offset_s, parsed[s.device].drift_ppm)
+               if s.device in parsed else s for s in recording.streams.values()]
+    applied = {d: {"offset_s": c.offset_s, "drift_ppm": c.drift_ppm} for d, c in parsed.items()
                if any(s.device == d for s in recording.streams.values())}
     return Recording(recording.subject, streams, recording.annotations.copy(),
                      meta={**recording.meta, "clock_alignment": applied}, t0=recording.t0)

@@ -40,11 +40,11 @@ def run(subjects: int = 200, seed: int = 0, **_) -> dict:
     text_s = time.perf_counter() - t
     groups = pairs.meta["group"].to_numpy()
     keep = np.isfinite(pairs.a).all(axis=1)
-    tr, te = split_by_group(groups, 0.3, seed=seed)
+    tr, te = split_by_group(groups, 0.3, random_state=seed)
     tr, te = tr[keep[tr]], te[keep[te]]
     A, B, y = pairs.a, pairs.b, pairs.meta["label"].to_numpy()
 
-    model = ContrastiveAligner(seed=seed).fit(A[tr], B[tr], groups=groups[tr])
+    model = ContrastiveAligner(random_state=seed).fit(A[tr], B[tr], groups=groups[tr])
     rep = model.retrieval(A[te], B[te], names=("voice", "text"))
     t = time.perf_counter()
     cca = LinearCCA(4, pca=64).fit(A[tr], B[tr])

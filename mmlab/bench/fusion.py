@@ -99,7 +99,7 @@ def run(scenario: str = "stress_protocol", subjects: int = 12, seed: int = 0, **
             pert = None if kind == "unimodal" else {
                 m: (lambda Xt, mt, g, m=m: E.remove_modality(Xt, mt, m)) for m in mods}
             res = E.cross_validate(model, Xs if temporal else X, y, groups, masks if temporal else mask,
-                                   calibrate=True, n_val_groups=n_val, perturbations=pert, seed=seed)
+                                   calibrate=True, n_val_groups=n_val, perturbations=pert, random_state=seed)
             s, raw = res.scores(), res.scores(res.proba)
             row = {"name": name, "kind": kind, "modalities": list(res.modalities),
                    "macro_f1": round(s["macro_f1"], 4),

@@ -246,21 +246,56 @@ def _detect(x: np.ndarray, fs: float, method: str,
 def detect_r_peaks(ecg, fs, method: str = "neurokit") -> np.ndarray:
     """R-peak sample indices (sorted int array) found by the detector ``method``.
 
-    Introduced in chapter 12_ecg_hrv. ``method`` is one of :data:`DETECTORS`: neurokit2's
-    detectors run on neurokit2-cleaned stretches; biosppy's on a 3-45 Hz FIR band-pass.
-    Detectors that mark the QRS complex by its energy (all but ``"neurokit"``) have each
-    detection moved to the largest sample within ±50 ms, the R-wave maximum, as
-    biosppy's ``correct_rpeaks`` does in ``biosppy.signals.ecg.ecg``. NaN gaps and flat stretches are skipped: no beat is
-    ever reported inside them.
+    Introduced in chapter 12_ecg_hrv. neurokit2's detectors run on neurokit2-cleaned
+    stretches; biosppy's on a 3-45 Hz FIR band-pass. Detectors that mark the QRS complex
+    by its energy (all but ``"neurokit"``) have each detection moved to the largest sample
+    within ±50 ms, the R-wave maximum, as biosppy's ``correct_rpeaks`` does in
+    ``biosppy.signals.ecg.ecg``. NaN gaps and flat stretches are skipped: no beat is ever
+    reported inside them.
 
     The detector consults signal quality: in every :data:`SQI_BLOCK_S` (10 s) block the
-    beats are correlated with the signal's median beat, and a block scoring below
-    :data:`SQI_MIN` (white noise, a lead-off trace, converter noise: no physiological
-    content) gives no R-peaks, with a :class:`~mmlab.bio.quality.SignalWarning` naming the
-    fraction dropped. Raises :class:`SignalError` for a rate below 100 Hz, a
-    signal shorter than 3 s, an all-NaN or entirely flat ECG, or when the library fails
-    on a stretch longer than 30 s (a shorter stretch it fails on is skipped with a
-    :class:`~mmlab.bio.quality.SignalWarning`).
+    beats are correlated with the signal's median beat; a block scoring below
+    :data:`SQI_MIN`, with fewer beats than 20 bpm gives, or whose filtered signal is not
+    peaky (excess kurtosis below :data:`KURTOSIS_MIN`) holds no physiological content
+    (white noise, a lead-off trace, converter noise, an ECG clipped over its QRS tops) and
+    gives no R-peaks, with a :class:`~mmlab.bio.quality.SignalWarning` naming the fraction
+    dropped.
+
+    Parameters
+    ----------
+    ecg : array_like
+        One ECG lead, shape ``(n,)`` (mV or any linear unit); NaN marks missing samples.
+    fs : float
+        Sampling rate in Hz (at least 100).
+    method : str, default "neurokit"
+        One of :data:`DETECTORS`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted int64 sample indices of the R peaks (empty if there are none, e.g. for a
+        signal without physiological content).
+
+    Raises
+    ------
+    SignalError
+        A rate below 100 Hz, a signal shorter than 3 s, an all-NaN or entirely flat ECG,
+        an unknown ``method``, or a library failing on a stretch longer than 30 s (a
+        shorter stretch it fails on is skipped with a
+        :class:`~mmlab.bio.quality.SignalWarning`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmlab.synth.physio import simulate_ecg
+    >>> ecg, true_beats = simulate_ecg(duration=30.0, fs=500.0, heart_rate=60.0, seed=1)
+    >>> peaks = detect_r_peaks(ecg, 500.0)
+    >>> len(peaks) >= 29, round(60.0 / float(np.mean(np.diff(peaks) / 500.0)))
+    (True, 60)
+    >>> detect_r_peaks(ecg, 50.0)
+    Traceback (most recent call last):
+    ...
+    mmlab.errors.SignalError: ECG sampled at 50 Hz: this needs at least 100 Hz ...
     """
     if method not in DETECTORS:
         raise SignalError(f"unknown R-peak detector {method!r}; choose one of {', '.join(DETECTORS)}")

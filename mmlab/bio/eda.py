@@ -15,11 +15,13 @@ device at 700 Hz and on a wristband at 4 Hz (Empatica E4).
   with an **absolute** minimum amplitude (default 0.01 µS);
 * :func:`process` — all of it, returning an :class:`EdaResult` with a ``summary()``.
 
-Why an absolute amplitude threshold: neurokit2 0.2.13's ``eda_peaks`` keeps peaks whose
-prominence exceeds 10 % of the *largest* one, so on a signal without responses it keeps
-floating-point noise: it reports dozens of SCRs on a constant EDA signal. Ours reports 0
-(a test checks it), and its detections agree with neurokit2's on clean signals (another
-test).
+Why an absolute amplitude threshold: neurokit2's ``eda_peaks`` (0.3.0, the version
+installed here) keeps peaks higher than 10 % of the *largest* one, a relative threshold, so
+on a signal without responses it keeps the noise: two minutes of 1e-6 µS noise give more
+than a thousand "SCRs", and an exactly constant signal makes it raise a ``ValueError``.
+Ours reports none in both cases (a test checks it; tests/test_docstrings.py checks these
+claims about neurokit2 against the installed version), and its detections agree with
+neurokit2's on clean signals (another test).
 """
 
 from __future__ import annotations
@@ -169,29 +171,67 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     Introduced in chapter 13_eda. The phasic signal is first smoothed by a zero-phase
     low-pass at ``smooth_hz`` (1 Hz; SCRs rise over 1-3 s, so this removes sensor noise,
     not responses; ``None`` skips it). Peaks are its local maxima whose prominence reaches
-    ``amplitude_min`` (µS, absolute). Each SCR's onset is the lowest point between the
+    the threshold (µS, absolute). Each SCR's onset is the lowest point between the
     previous peak (at most ``2 * max_rise_s`` back) and its peak; its amplitude is the
-    rise from onset to peak. SCRs below ``amplitude_min`` or rising for longer than
+    rise from onset to peak. SCRs below the threshold or rising for longer than
     ``max_rise_s`` (4 s: slower bumps are the high-pass filter's recovery after a large
     response, not responses) are dropped. NaN gaps split the signal: no SCR is reported
-    across one. Columns: ``onset``, ``peak`` (sample indices), ``onset_s``, ``peak_s``
-    (seconds from the first sample), ``amplitude`` (µS), ``rise_time_s`` and ``clipped``.
+    across one.
 
     **Noise gate.** The threshold is ``max(amplitude_min, noise_factor x noise level)``,
     where the noise level is the robust SD of the smoothed signal above 0.5 Hz (where SCRs
     have little energy): smoothed white noise peaks at up to ~14 times it, so two minutes
-    of sensor noise give no SCR (``noise_factor=None`` switches the gate off). The
-    threshold used is ``table.attrs["threshold_us"]``, the noise level
-    ``table.attrs["noise_us"]``.
+    of sensor noise give no SCR. A constant signal has no SCRs, and neither has noise
+    below the threshold.
 
-    **Clipping.** ``clipped`` is an optional boolean mask of the EDA samples stuck at the
-    amplifier's rail (:func:`mmlab.bio.quality.clipped_mask`; :func:`process` passes it).
-    An SCR with a clipped sample between its onset and 1 s after its peak has its top
-    cut off: its ``clipped`` flag is True and its ``amplitude`` NaN.
+    **Clipping.** An SCR with a clipped sample between its onset and 1 s after its peak
+    has its top cut off: its ``clipped`` flag is True and its ``amplitude`` NaN.
 
-    A constant signal has no SCRs, and neither has noise below the threshold. Raises
-    :class:`SignalError` for a signal shorter than 10 s, integer samples (ADC counts), or a
-    median magnitude above 100 µS (not µS).
+    Parameters
+    ----------
+    phasic : array_like
+        The phasic EDA component in µS, shape ``(n,)`` (e.g. from :func:`decompose`);
+        NaN marks missing samples.
+    fs : float
+        Sampling rate in Hz.
+    amplitude_min : float, default :data:`SCR_AMPLITUDE_MIN`
+        Smallest SCR amplitude (µS) reported, whatever the noise.
+    max_rise_s : float, default 4.0
+        Longest onset-to-peak rise (s) of an SCR.
+    smooth_hz : float or None, default 1.0
+        Cut-off of the zero-phase low-pass applied first; ``None`` skips it.
+    clipped : array_like of bool, optional
+        The EDA samples stuck at the amplifier's rail
+        (:func:`mmlab.bio.quality.clipped_mask`; :func:`process` passes it).
+    noise_factor : float or None, default :data:`NOISE_FACTOR`
+        Multiple of the noise level an SCR must reach; ``None`` switches the gate off.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per SCR: ``onset``, ``peak`` (sample indices), ``onset_s``, ``peak_s``
+        (seconds from the first sample), ``amplitude`` (µS), ``rise_time_s`` and
+        ``clipped``. ``table.attrs["threshold_us"]`` is the threshold used,
+        ``table.attrs["noise_us"]`` the noise level.
+
+    Raises
+    ------
+    SignalError
+        A signal shorter than 10 s, integer samples (ADC counts), a median magnitude
+        above 100 µS (not µS), or a non-positive ``amplitude_min``.
+
+    Examples
+    --------
+    Two responses of 0.3 and 0.5 µS starting at 10 s and 35 s:
+
+    >>> import numpy as np
+    >>> from mmlab.synth.physio import scr_response
+    >>> phasic = scr_response(np.array([10.0, 35.0]), np.array([0.3, 0.5]), 0.0, 20.0, 1200)
+    >>> scr = detect_scr(phasic, 20.0)
+    >>> scr[["onset_s", "amplitude"]].round(1).to_numpy().tolist()
+    [[9.6, 0.3], [34.6, 0.5]]
+    >>> len(detect_scr(np.zeros(1200), 20.0))
+    0
     """
     from scipy.signal import find_peaks, sosfiltfilt
 

@@ -14,13 +14,13 @@ everything MNE offers (plots, montages, topographies) stays one call away:
 * :func:`epochs_from_annotations` and :func:`epochs_to_xy` — trials around annotations;
 * :func:`band_power` (arrays, vectorised) and :func:`band_power_table` (a DataFrame per
   channel) — absolute or relative power in the classic :data:`BANDS` by Welch or multitaper;
-* :class:`BandPower`, :func:`csp_lda`, :func:`bandpower_logistic` and
-  :func:`cross_validate` — decoders with the scikit-learn API and seeded, repeated,
-  stratified cross-validation (:class:`CVResult`);
-* :func:`motor_imagery_epochs` — imagined left vs right fist of EEG Motor Movement/Imagery
-  (runs 4, 8, 12) through :func:`mmlab.io.read_eegmmidb`, band-passed and epoched;
-* :func:`simulate_motor_imagery` — a synthetic EEG with a planted, lateralised mu-rhythm
-  desynchronisation (the known answer for the decoders when no real data is at hand).
+* :class:`BandPower`, :func:`csp_lda`, :func:`bandpower_logistic` — decoders with the
+  scikit-learn API (score them with :func:`mmlab.evaluate.repeated_cv`: seeded, repeated,
+  stratified cross-validation);
+
+The data come from :func:`mmlab.io.read_motor_imagery` (EEG Motor Movement/Imagery) or
+:func:`mmlab.synth.eeg.simulate_motor_imagery` (a planted, lateralised mu-rhythm
+desynchronisation: the known answer for the decoders when no real data is at hand).
 
 Bad input raises :class:`~mmlab.errors.SignalError` naming what is wrong: a sampling rate
 that is not a positive number or too low for the asked frequencies (Nyquist), a signal too
@@ -30,7 +30,6 @@ short for the filter or the lowest band, NaN or infinite samples, flat (constant
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -38,13 +37,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from mmlab.errors import SignalError
+from mmlab.io.eeg import standard_montage_name
 from mmlab.validate import check_rate
 
 __all__ = [
-    "BANDS", "MOTOR_IMAGERY_RUNS", "standard_montage_name", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
+    "BANDS", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
     "average_reference", "epochs_from_annotations", "epochs_to_xy", "band_power",
-    "band_power_table", "BandPower", "csp_lda", "bandpower_logistic", "CVResult",
-    "cross_validate", "motor_imagery_epochs", "simulate_motor_imagery",
+    "band_power_table", "BandPower", "csp_lda", "bandpower_logistic",
 ]
 
 #: The classic EEG frequency bands in Hz, ``[low, high)``.
@@ -63,9 +62,6 @@ MIN_RATE_HZ = 32.0
 #: The largest median absolute deviation (V) of an EEG channel accepted by :func:`check_eeg`:
 #: scalp EEG varies by tens of µV; 1 mV typical variation means the data are not in volts.
 MAX_SPREAD_V = 1e-3
-
-#: eegmmidb runs with imagined opening/closing of the left (T1) or right (T2) fist.
-MOTOR_IMAGERY_RUNS = (4, 8, 12)
 
 
 # --------------------------------------------------------------------------- checks
@@ -137,15 +133,6 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
                           f"{' ...' if len(cols) > 8 else ''}: no EEG recorded there; drop them "
                           "(raw.drop_channels) before processing")
     return x, rate
-
-
-def standard_montage_name() -> str:
-    """The name of MNE's template 10-05 montage (``colin27_1005`` from MNE 1.13 on, else
-    ``standard_1005``)."""
-    import mne
-
-    names = mne.channels.get_builtin_montages()
-    return "colin27_1005" if "colin27_1005" in names else "standard_1005"
 
 
 def _check_raw(raw, what: str = "EEG"):
@@ -519,164 +506,3 @@ def bandpower_logistic(rate: float = 160.0, bands=("alpha", "beta"), C: float = 
                      ("logreg", LogisticRegression(C=C, max_iter=2000))])
 
 
-@dataclass
-class CVResult:
-    """Cross-validated accuracy of a decoder (chapter 14_eeg).
-
-    ``chance`` is the share of the majority class: what always guessing it scores.
-    """
-
-    scores: np.ndarray
-    n_trials: int
-    class_counts: dict = field(default_factory=dict)
-    n_splits: int = 5
-    n_repeats: int = 10
-    seed: int = 0
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.scores))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.scores))
-
-    @property
-    def chance(self) -> float:
-        return max(self.class_counts.values()) / self.n_trials if self.n_trials else float("nan")
-
-    def __str__(self) -> str:
-        return (f"accuracy {self.mean:.3f} ± {self.std:.3f} over {len(self.scores)} folds "
-                f"({self.n_repeats} x {self.n_splits}-fold, seed {self.seed}); {self.n_trials} trials "
-                f"{self.class_counts}; chance {self.chance:.3f}")
-
-
-def cross_validate(pipeline, X, y, n_splits: int = 5, n_repeats: int = 10, seed: int = 0) -> CVResult:
-    """Repeated stratified k-fold accuracy of ``pipeline`` on ``(X, y)`` (chapter 14_eeg).
-
-    With few trials (45 in one eegmmidb subject) a single 5-fold split swings by ±10
-    points with the shuffle; repeating it ``n_repeats`` times with a seeded shuffle gives a
-    steadier mean. Runs with one BLAS thread (much faster for 64 x 64 covariances on a
-    busy machine). SignalError when a class has fewer trials than ``n_splits``.
-    """
-    from sklearn.base import clone
-    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
-
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if len(X) != len(y):
-        raise SignalError(f"cross_validate: {len(X)} epochs but {len(y)} labels")
-    labels, counts = np.unique(y, return_counts=True)
-    if len(labels) < 2:
-        raise SignalError(f"cross_validate: one class only ({labels.tolist()}); nothing to decode")
-    if counts.min() < n_splits:
-        raise SignalError(f"cross_validate: class {labels[counts.argmin()]!r} has {counts.min()} trials, "
-                          f"fewer than the {n_splits} folds")
-    from threadpoolctl import threadpool_limits
-
-    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
-    # small covariance matrices: one BLAS thread is fastest, and does not fight other processes
-    with threadpool_limits(limits=1):
-        scores = cross_val_score(clone(pipeline), X, y, cv=cv, scoring="accuracy")
-    return CVResult(np.asarray(scores), len(y), {str(k): int(c) for k, c in zip(labels, counts)},
-                    n_splits, n_repeats, seed)
-
-
-# --------------------------------------------------------------------------- data
-def motor_imagery_epochs(data_dir, subject: str = "S001", runs: Sequence[int] = MOTOR_IMAGERY_RUNS,
-                         l_freq: float = 8.0, h_freq: float = 30.0, tmin: float = 0.5, tmax: float = 2.5):
-    """Imagined left vs right fist epochs of one eegmmidb subject (chapter 14_eeg).
-
-    ``data_dir`` is the folder holding the eegmmidb runs (or its parent, the shared data
-    folder with an ``eegmmidb/`` inside). The runs are read with
-    :func:`mmlab.io.read_eegmmidb` (T1 -> ``left_fist``, T2 -> ``right_fist``), concatenated,
-    band-passed to ``l_freq``-``h_freq`` Hz (the mu and beta rhythms) and cut
-    ``tmin``-``tmax`` s after each cue: the classic CSP recipe. Subject 1 gives 45 epochs.
-    """
-    from pathlib import Path
-
-    from mmlab.io import read_eegmmidb
-
-    root = Path(data_dir).expanduser()
-    if (root / "eegmmidb").is_dir():
-        root = root / "eegmmidb"
-    rec = read_eegmmidb(root, subjects=[subject], runs=list(runs))[subject]
-    raw = recording_to_raw(rec)
-    if l_freq is not None or h_freq is not None:
-        raw = bandpass(raw, l_freq, h_freq)
-    return epochs_from_annotations(raw, ["left_fist", "right_fist"], tmin=tmin, tmax=tmax)
-
-
-#: Channels of the synthetic montage: a 10-20 / 10-10 subset around the motor cortex.
-SIM_CHANNELS = ("Fz", "F3", "F4", "FC3", "FCz", "FC4", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
-                "CP3", "CPz", "CP4", "P3", "Pz", "P4", "O1", "O2")
-
-
-def simulate_motor_imagery(n_trials: int = 40, rate: float = 160.0, erd: float = 0.5, seed: int = 0,
-                           trial_s: float = 4.0, rest_s: float = 4.0):
-    """A synthetic EEG with planted lateralised mu desynchronisation, as an ``mne.io.Raw``.
-
-    Introduced in chapter 14_eeg as the known answer for the decoders. Two mu-rhythm
-    sources (narrow-band 9-13 Hz noise, about 10 µV) sit under C3 (left motor cortex) and
-    C4 (right), an occipital alpha source under O1/O2, each spread over the scalp by a
-    Gaussian fall-off with distance; every channel adds its own 1/f background and a common
-    drift. Trials alternate ``left_fist``/``right_fist`` (shuffled, balanced) with
-    ``rest`` in between, annotated like eegmmidb. Imagining one hand lowers the mu
-    amplitude of the *opposite* hemisphere by ``erd`` (0.5: to half) from 0.5 s after the
-    cue to its end (event-related desynchronisation). Volts; montage positions set.
-    """
-    import mne
-    from scipy import signal as sps
-
-    fs = check_rate(rate, "simulate_motor_imagery")
-    _check_below_nyquist(13.0, fs, "simulated EEG", "the mu band")
-    if not 0 <= erd < 1:
-        raise SignalError(f"simulate_motor_imagery: erd must be in [0, 1), got {erd!r}")
-    rng = np.random.default_rng(seed)
-    n_trials = int(n_trials)
-    labels = rng.permutation(np.repeat(["left_fist", "right_fist"], [n_trials - n_trials // 2, n_trials // 2]))
-    period = trial_s + rest_s
-    total = rest_s + n_trials * period
-    n = int(round(total * fs))
-    t = np.arange(n) / fs
-
-    def narrow(lo, hi):
-        sos = sps.butter(4, [lo, hi], btype="bandpass", fs=fs, output="sos")
-        z = sps.sosfiltfilt(sos, rng.standard_normal(n))
-        return z / z.std()
-
-    gain = {"C3": np.ones(n), "C4": np.ones(n)}
-    onsets = rest_s + np.arange(n_trials) * period
-    ramp = 0.25  # s, smooth onset/offset of the desynchronisation
-    for onset, lab in zip(onsets, labels):
-        side = "C4" if lab == "left_fist" else "C3"  # contralateral
-        a, b = onset + 0.5, onset + trial_s
-        w = np.clip(np.minimum((t - a) / ramp, (b - t) / ramp), 0.0, 1.0)
-        gain[side] = gain[side] * (1 - erd * w)
-    mu_amp, alpha_amp = 10e-6, 8e-6
-    sources = {"C3": mu_amp * gain["C3"] * narrow(9.0, 13.0),
-               "C4": mu_amp * gain["C4"] * narrow(9.0, 13.0),
-               "Oz": alpha_amp * narrow(8.5, 11.5)}
-    montage = mne.channels.make_standard_montage(standard_montage_name())
-    pos = montage.get_positions()["ch_pos"]
-    xyz = np.array([pos[c] for c in SIM_CHANNELS])
-    data = np.zeros((len(SIM_CHANNELS), n))
-    for src, sig in sources.items():
-        d = np.linalg.norm(xyz - pos[src], axis=1)
-        data += np.exp(-(d ** 2) / (2 * 0.03 ** 2))[:, None] * sig[None, :]
-    f = np.fft.rfftfreq(n, 1 / fs)
-    shape = 1.0 / np.sqrt(np.maximum(f, 1.0))  # 1/f power
-    for i in range(len(SIM_CHANNELS)):
-        spec = np.fft.rfft(rng.standard_normal(n)) * shape
-        z = np.fft.irfft(spec, n)
-        data[i] += 4e-6 * z / z.std()
-    data += 2e-6 * np.cumsum(rng.standard_normal(n)) / np.sqrt(fs * 60)  # slow common drift
-    info = mne.create_info(list(SIM_CHANNELS), fs, ch_types="eeg")
-    raw = mne.io.RawArray(data, info, verbose="ERROR")
-    raw.set_montage(montage, verbose="ERROR")
-    rest_onsets = np.concatenate([[0.0], onsets + trial_s])[:n_trials]
-    raw.set_annotations(mne.Annotations(
-        np.concatenate([onsets, rest_onsets]),
-        np.concatenate([np.full(n_trials, trial_s), np.full(n_trials, rest_s)]),
-        list(labels) + ["rest"] * n_trials))
-    return raw

@@ -74,8 +74,40 @@ class EarlyFusion(FusionClassifierMixin, BaseEstimator):
     copies of the training rows in which each present modality is hidden with probability
     ``p`` (at least one stays), so the classifier learns what to do when one is missing.
 
-    ``modalities`` selects the modalities used (``["ecg"]`` makes a unimodal baseline);
-    ``None`` uses every key of ``X`` at fit time.
+    Parameters
+    ----------
+    estimator : classifier, optional
+        The scikit-learn classifier fitted on the concatenation (cloned; default: a
+        logistic regression, :func:`default_classifier`).
+    modalities : list of str, optional
+        The modalities used (``["ecg"]`` makes a unimodal baseline); ``None`` uses every
+        key of ``X`` at fit time.
+    modality_dropout : float, default 0.0
+        Probability of hiding each present modality in the augmented copies.
+    dropout_copies : int, default 1
+        Number of augmented copies of the training rows (with ``modality_dropout > 0``).
+    random_state : int, default 0
+        Seed of the modality dropout.
+
+    Attributes
+    ----------
+    modalities_, classes_ : list, ndarray
+        The modalities used (in order) and the class labels (columns of ``predict_proba``).
+    estimator_ : classifier
+        The fitted classifier.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = EarlyFusion().fit(X, y, mask=mask)
+    >>> model.modalities_, model.classes_.tolist(), model.predict_proba(X, mask=mask).shape
+    (['ecg', 'eda'], [0, 1], (100, 2))
+    >>> bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    True
     """
 
     def __init__(self, estimator=None, modalities: Sequence[str] | None = None,
@@ -140,6 +172,40 @@ class LateFusion(FusionClassifierMixin, BaseEstimator):
     a row with no modality present gets the training class prior. ``combine="mean"``
     averages probabilities, ``combine="log"`` averages log-probabilities (a normalised
     product of experts). Late fusion needs no modality dropout: it degrades by design.
+
+    Parameters
+    ----------
+    estimator : classifier, optional
+        The per-modality classifier (cloned per modality; default: standardisation and a
+        logistic regression).
+    modalities : list of str, optional
+        The modalities used; ``None`` uses every key of ``X`` at fit time.
+    weights : mapping, optional
+        Weight of each modality in the average (default: equal).
+    combine : {"mean", "log"}, default "mean"
+        Average probabilities, or log-probabilities (a normalised product of experts).
+
+    Attributes
+    ----------
+    modalities_, classes_ : list, ndarray
+        The modalities used (in order) and the class labels (columns of ``predict_proba``).
+    prior_ : ndarray
+        The training class frequencies (the prediction when no modality is present).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = LateFusion(weights={"ecg": 2.0, "eda": 1.0}).fit(X, y, mask=mask)
+    >>> proba = model.predict_proba(X, mask=mask)
+    >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+    ((100, 2), True)
+    >>> none = {"ecg": np.zeros(100, bool), "eda": np.zeros(100, bool)}
+    >>> model.predict_proba(X, mask=none)[0].tolist() == model.prior_.tolist()  # nothing present
+    True
     """
 
     def __init__(self, estimator=None, modalities: Sequence[str] | None = None,
@@ -210,6 +276,39 @@ class StackingFusion(FusionClassifierMixin, BaseEstimator):
     presence flag plus the presence flag, so an absent modality is an explicit state.
     ``modality_dropout=p`` adds ``dropout_copies`` copies of the meta-level rows with
     modalities hidden at random, so the meta-classifier also learns the missing cases.
+
+    Parameters
+    ----------
+    estimator : classifier, optional
+        The per-modality classifier (as in :class:`LateFusion`).
+    final_estimator : classifier, optional
+        The meta-classifier (default: a logistic regression).
+    modalities : list of str, optional
+        The modalities used; ``None`` uses every key of ``X`` at fit time.
+    cv : int, default 5
+        Folds for the out-of-fold probabilities.
+    modality_dropout : float, default 0.0
+        Probability of hiding each present modality in the augmented meta-level copies.
+    dropout_copies : int, default 2
+        Number of augmented copies (with ``modality_dropout > 0``).
+    random_state : int, default 0
+        Seed of the folds and of the modality dropout.
+
+    Attributes
+    ----------
+    modalities_, classes_ : list, ndarray
+        The modalities used (in order) and the class labels (columns of ``predict_proba``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = StackingFusion(cv=3).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
     """
 
     def __init__(self, estimator=None, final_estimator=None, modalities: Sequence[str] | None = None,
@@ -286,6 +385,39 @@ class HybridFusion(FusionClassifierMixin, BaseEstimator):
     ``early_weight * EarlyFusion + (1 - early_weight) * LateFusion``: the early part can use
     feature interactions across modalities, the late part stays robust when a modality is
     missing. ``modality_dropout`` is passed to the early part.
+
+    Parameters
+    ----------
+    estimator : classifier, optional
+        Used by both parts (see :class:`EarlyFusion` and :class:`LateFusion`).
+    modalities : list of str, optional
+        The modalities used; ``None`` uses every key of ``X`` at fit time.
+    early_weight : float, default 0.5
+        Weight of the early-fusion probabilities, in [0, 1].
+    modality_dropout : float, default 0.0
+        Passed to the early part.
+    random_state : int, default 0
+        Seed of the early part's modality dropout.
+
+    Attributes
+    ----------
+    early_, late_ : EarlyFusion, LateFusion
+        The two fitted parts.
+    modalities_, classes_ : list, ndarray
+        As for the parts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = HybridFusion(early_weight=0.7).fit(X, y, mask=mask)
+    >>> p = model.predict_proba(X, mask=mask)
+    >>> bool(np.allclose(p, 0.7 * model.early_.predict_proba(X, mask=mask)
+    ...                  + 0.3 * model.late_.predict_proba(X, mask=mask)))
+    True
     """
 
     def __init__(self, estimator=None, modalities: Sequence[str] | None = None,

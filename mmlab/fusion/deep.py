@@ -20,18 +20,16 @@ RNG, on ``device`` (default ``"cpu"``).
 
 from __future__ import annotations
 
-import contextlib
-import copy
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from mmlab._torch import minibatches, seeded, torch_threads, train_loop, validation_split
 from mmlab.errors import SchemaError
 from mmlab.fusion._contract import ModalityScaler, check_inputs, check_target, drop_modalities
 from mmlab.fusion.classic import FusionClassifierMixin
@@ -208,40 +206,71 @@ class TemporalFusionNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------- estimators
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 class DeepFusion(FusionClassifierMixin, BaseEstimator):
     """Base estimator: standardisation, the training loop, prediction (chapter
     31_attention_transformers).
 
     Subclasses set ``_net`` (the module class) and ``_net_params`` (constructor arguments
-    taken from the estimator's parameters). Parameters shared by all deep models:
+    taken from the estimator's parameters); use one of them (:class:`AttentionFusion`,
+    :class:`TensorFusion`, ...). The parameters below are shared by all deep models.
 
-    * ``hidden``, ``dropout``: width of the embeddings and dropout rate;
-    * ``modality_dropout``: during training, each present modality of each row is hidden
-      with this probability (at least one stays), so the model learns to do without it;
-    * ``epochs``, ``batch_size``, ``lr``, ``weight_decay``: AdamW training;
-    * ``patience``, ``validation_fraction``: early stopping on the validation loss;
-    * ``class_weight``: ``None`` or ``"balanced"`` (inverse class frequency in the loss);
-    * ``random_state``, ``device`` (default ``"cpu"``), ``progress`` (a tqdm bar);
-    * ``num_threads``: torch's intra-op threads while fitting and predicting (restored
-      afterwards). The default 1 is the fastest for models this small, and avoids the
-      dramatic slow-down of several threads on a busy machine; ``None`` keeps torch's setting.
+    Parameters
+    ----------
+    modalities : list of str, optional
+        The modalities used; ``None`` uses every key of ``X`` at fit time.
+    hidden : int, default 32
+        Width of the per-modality embeddings.
+    dropout : float, default 0.1
+        Dropout rate inside the network.
+    modality_dropout : float, default 0.0
+        During training, each present modality of each row is hidden with this
+        probability (at least one stays), so the model learns to do without it.
+    epochs, batch_size : int, default 200, 64
+        AdamW training length and mini-batch size.
+    lr, weight_decay : float, default 3e-3, 1e-4
+        AdamW learning rate and weight decay.
+    patience : int, default 20
+        Epochs without a better validation loss before training stops.
+    validation_fraction : float, default 0.15
+        Stratified share of the training rows used for early stopping (unless ``fit``
+        gets ``validation=(X_val, y_val[, mask_val])``).
+    class_weight : None or "balanced", default None
+        ``"balanced"`` weights the loss by inverse class frequency.
+    random_state : int, default 0
+        Seeds the initialisation, batches, split and modality dropout (the global torch
+        RNG is not touched).
+    device : str, default "cpu"
+        Torch device.
+    progress : bool, default False
+        Show a tqdm bar over the epochs.
+    n_threads : int or None, default 1
+        Torch's intra-op threads while fitting and predicting (restored afterwards). 1 is
+        the fastest for models this small and avoids the dramatic slow-down of several
+        threads on a busy machine; ``None`` keeps torch's setting.
 
-    After ``fit``: ``net_`` (the module, eval mode), ``history_`` (per-epoch losses),
-    ``best_epoch_``, ``classes_``, ``modalities_``.
+    Attributes
+    ----------
+    net_ : torch.nn.Module
+        The trained network (eval mode, best epoch's weights).
+    history_ : list of dict
+        Per-epoch training and validation losses.
+    best_epoch_ : int
+        The epoch whose weights were kept.
+    classes_, modalities_ : ndarray, list
+        Class labels (columns of ``predict_proba``) and the modalities used, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = AttentionFusion(epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    >>> model.best_epoch_ <= 30 and len(model.history_) <= 30
+    True
     """
 
     _net: type[nn.Module] = nn.Module
@@ -253,7 +282,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  patience: int = 20, validation_fraction: float = 0.15,
                  class_weight: str | None = None, random_state: int = 0, device: str = "cpu",
-                 progress: bool = False, num_threads: int | None = 1):
+                 progress: bool = False, n_threads: int | None = 1):
         self.modalities = modalities
         self.hidden = hidden
         self.dropout = dropout
@@ -268,7 +297,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.progress = progress
-        self.num_threads = num_threads
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ data
     def _tensors(self, xs: dict, present: dict, rows=None):
@@ -320,15 +349,11 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
                                   f"training classes {list(self.classes_)}")
             val_data = (self.scaler_.transform(xv, pv), pv, np.searchsorted(self.classes_, yv))
         elif self.validation_fraction > 0 and n >= 20:
-            counts = np.bincount(yi)
-            strat = yi if counts.min() >= 2 else None
-            train, val = train_test_split(np.arange(n), test_size=self.validation_fraction,
-                                          random_state=self.random_state, stratify=strat)
+            train, val = validation_split(n, self.validation_fraction, self.random_state, stratify=yi)
             val_data = ({m: a[val] for m, a in xs.items()}, {m: p[val] for m, p in present.items()},
                         yi[val])
 
-        with torch.random.fork_rng(devices=[]), _threads(self.num_threads):
-            torch.manual_seed(self.random_state)
+        with seeded(self.random_state), torch_threads(self.n_threads):
             self._train(xs, present, yi, np.sort(train), val_data)
         return self
 
@@ -338,8 +363,6 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
                          hidden=self.hidden, dropout=self.dropout, **params)
 
     def _train(self, xs, present, yi, train, val_data) -> None:
-        from tqdm.auto import tqdm
-
         dev = torch.device(self.device)
         net = self._build().to(dev)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -352,47 +375,27 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         gen = torch.Generator().manual_seed(self.random_state)
         y_t = torch.as_tensor(yi, dtype=torch.long, device=dev)
+
+        def batch_loss(rows):
+            pr = {m: present[m][rows] for m in self.modalities_}
+            if self.modality_dropout > 0:
+                pr = drop_modalities(pr, self.modality_dropout, rng)
+            xb, pb = self._tensors({m: xs[m][rows] for m in self.modalities_}, pr)
+            return loss_fn(net(xb, pb), y_t[rows])
+
+        validate = None
         if val_data is not None:
             xv, pv = self._tensors(val_data[0], val_data[1])
             yv = torch.as_tensor(val_data[2], dtype=torch.long, device=dev)
-        best, best_state, wait = np.inf, None, 0
-        self.history_ = []
-        self.best_epoch_ = self.epochs - 1
-        bs = max(1, int(self.batch_size))
-        bar = tqdm(range(self.epochs), desc=type(self).__name__, disable=not self.progress, leave=False)
-        for epoch in bar:
-            net.train()
-            order = train[torch.randperm(len(train), generator=gen).numpy()]
-            total = 0.0
-            for a in range(0, len(order), bs):
-                rows = order[a:a + bs]
-                pr = {m: present[m][rows] for m in self.modalities_}
-                if self.modality_dropout > 0:
-                    pr = drop_modalities(pr, self.modality_dropout, rng)
-                xb, pb = self._tensors({m: xs[m][rows] for m in self.modalities_}, pr)
-                loss = loss_fn(net(xb, pb), y_t[rows])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(rows)
-            record = {"epoch": epoch, "train_loss": total / len(order)}
-            if val_data is not None:
-                net.eval()
-                with torch.no_grad():
-                    vl = float(nn.functional.cross_entropy(net(xv, pv), yv, weight=weight))
-                record["val_loss"] = vl
-                if vl < best - 1e-6:
-                    best, wait, self.best_epoch_ = vl, 0, epoch
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    wait += 1
-            self.history_.append(record)
-            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-            if val_data is not None and wait >= self.patience:
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
+
+            def validate():
+                return nn.functional.cross_entropy(net(xv, pv), yv, weight=weight)
+
+        result = train_loop(net, opt, lambda epoch: minibatches(train, self.batch_size, gen), batch_loss,
+                            epochs=self.epochs, validate=validate,
+                            patience=self.patience if val_data is not None else None, min_delta=1e-6,
+                            progress=self.progress, desc=type(self).__name__)
+        self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.net_ = net
 
     # ------------------------------------------------------------------ predict
@@ -400,7 +403,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
         xs, present, n = self._prepare(X, mask)
         xs = self.scaler_.transform(xs, present)
         outs = []
-        with torch.no_grad(), _threads(self.num_threads):
+        with torch.no_grad(), torch_threads(self.n_threads):
             for a in range(0, n, 2048):
                 rows = np.arange(a, min(n, a + 2048))
                 xb, pb = self._tensors(xs, present, rows)
@@ -422,7 +425,29 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
 
 
 class TensorFusion(DeepFusion):
-    """Tensor fusion network (:class:`TensorFusionNet`); ``tensor_dim`` per modality."""
+    """Tensor fusion network (:class:`TensorFusionNet`): the outer product of the modality
+    embeddings, each with a 1 appended.
+
+    Parameters
+    ----------
+    tensor_dim : int, default 8
+        Size of each modality's projection before the outer product (the fused tensor has
+        ``(tensor_dim + 1) ** M`` entries).
+    **others
+        As for :class:`DeepFusion` (``modalities``, ``hidden``, ``epochs``,
+        ``random_state``, ``n_threads``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = TensorFusion(tensor_dim=4, epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = TensorFusionNet
     _net_params = ("tensor_dim",)
@@ -431,15 +456,37 @@ class TensorFusion(DeepFusion):
                  modality_dropout: float = 0.0, epochs: int = 200, batch_size: int = 64,
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 20,
                  validation_fraction: float = 0.15, class_weight=None, random_state: int = 0,
-                 device: str = "cpu", progress: bool = False, num_threads: int | None = 1):
+                 device: str = "cpu", progress: bool = False, n_threads: int | None = 1):
         super().__init__(modalities, hidden, dropout, modality_dropout, epochs, batch_size, lr,
                          weight_decay, patience, validation_fraction, class_weight, random_state,
-                         device, progress, num_threads)
+                         device, progress, n_threads)
         self.tensor_dim = tensor_dim
 
 
 class LowRankFusion(DeepFusion):
-    """Low-rank multimodal fusion (:class:`LowRankFusionNet`); ``rank`` factors of ``tensor_dim``."""
+    """Low-rank multimodal fusion (:class:`LowRankFusionNet`): the tensor-fusion product
+    computed through ``rank`` modality-specific factors, without building the tensor.
+
+    Parameters
+    ----------
+    tensor_dim : int, default 16
+        Size of the fused representation.
+    rank : int, default 4
+        Number of low-rank factors.
+    **others
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = LowRankFusion(rank=2, epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = LowRankFusionNet
     _net_params = ("tensor_dim", "rank")
@@ -449,16 +496,39 @@ class LowRankFusion(DeepFusion):
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  patience: int = 20, validation_fraction: float = 0.15, class_weight=None,
                  random_state: int = 0, device: str = "cpu", progress: bool = False,
-                 num_threads: int | None = 1):
+                 n_threads: int | None = 1):
         super().__init__(modalities, hidden, dropout, modality_dropout, epochs, batch_size, lr,
                          weight_decay, patience, validation_fraction, class_weight, random_state,
-                         device, progress, num_threads)
+                         device, progress, n_threads)
         self.tensor_dim = tensor_dim
         self.rank = rank
 
 
 class AttentionFusion(DeepFusion):
-    """Attention fusion (:class:`AttentionFusionNet`) with inspectable modality weights."""
+    """Attention fusion (:class:`AttentionFusionNet`) with inspectable modality weights.
+
+    Each row's modality embeddings are averaged with softmax attention weights over the
+    modalities present in that row (absent ones get weight exactly 0), see
+    :meth:`modality_weights`.
+
+    Parameters
+    ----------
+    **params
+        As for :class:`DeepFusion` (``modalities``, ``hidden``, ``dropout``,
+        ``modality_dropout``, ``epochs``, ``random_state``, ``n_threads``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = AttentionFusion(epochs=30).fit(X, y, mask=mask)
+    >>> w = model.modality_weights(X, mask=mask)
+    >>> list(w.columns), float(w.loc[0, "eda"]), bool(np.allclose(w.sum(axis=1), 1.0))
+    (['ecg', 'eda'], 0.0, True)
+    """
 
     _net = AttentionFusionNet
 
@@ -472,7 +542,29 @@ class AttentionFusion(DeepFusion):
 
 
 class TransformerFusion(DeepFusion):
-    """Cross-modal transformer (:class:`TransformerFusionNet`): ``heads``, ``layers``."""
+    """Cross-modal transformer (:class:`TransformerFusionNet`): one token per modality,
+    absent modalities hidden by the key padding mask.
+
+    Parameters
+    ----------
+    heads : int, default 4
+        Attention heads (``hidden`` must be divisible by it).
+    layers : int, default 1
+        Transformer encoder layers.
+    **others
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = TransformerFusion(heads=2, epochs=30).fit(X, y, mask=mask)
+    >>> model.predict_proba(X, mask=mask).shape, bool((model.predict(X, mask=mask) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = TransformerFusionNet
     _net_params = ("heads", "layers")
@@ -482,16 +574,35 @@ class TransformerFusion(DeepFusion):
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  patience: int = 20, validation_fraction: float = 0.15, class_weight=None,
                  random_state: int = 0, device: str = "cpu", progress: bool = False,
-                 num_threads: int | None = 1):
+                 n_threads: int | None = 1):
         super().__init__(modalities, hidden, dropout, modality_dropout, epochs, batch_size, lr,
                          weight_decay, patience, validation_fraction, class_weight, random_state,
-                         device, progress, num_threads)
+                         device, progress, n_threads)
         self.heads = heads
         self.layers = layers
 
 
 class GatedFusion(DeepFusion):
-    """Gated fusion (:class:`GatedFusionNet`)."""
+    """Gated fusion (:class:`GatedFusionNet`): each modality's embedding is scaled by a
+    learned sigmoid gate before summing; absent modalities get gate 0.
+
+    Parameters
+    ----------
+    **params
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)  # the label shows in "ecg" only
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None], 1.0, (100, 3)), "eda": rng.normal(0.0, 1.0, (100, 2))}
+    >>> mask = {"eda": np.arange(100) % 4 != 0}  # every 4th row has no EDA
+    >>> model = GatedFusion(epochs=30).fit(X, y, mask=mask)
+    >>> g = model.modality_weights(X, mask=mask)
+    >>> g.shape, float(g.loc[0, "eda"])
+    ((100, 2), 0.0)
+    """
 
     _net = GatedFusionNet
 
@@ -505,9 +616,28 @@ class GatedFusion(DeepFusion):
 
 
 class TemporalFusion(DeepFusion):
-    """Temporal fusion (:class:`TemporalFusionNet`): ``X[m]`` has shape ``(n, T, d_m)``,
-    ``mask[m]`` shape ``(n, T)`` (or ``(n,)`` for the whole sequence); the label belongs to
-    the last window of each sequence."""
+    """Temporal fusion (:class:`TemporalFusionNet`): an LSTM over a sequence of windows.
+
+    ``X[m]`` has shape ``(n, T, d_m)``, ``mask[m]`` shape ``(n, T)`` (or ``(n,)`` for the
+    whole sequence); the label belongs to the last window of each sequence
+    (:func:`mmlab.fusion.tables.sequences_from_table` builds such inputs).
+
+    Parameters
+    ----------
+    **params
+        As for :class:`DeepFusion`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 50)
+    >>> X = {"ecg": rng.normal(2.0 * y[:, None, None], 1.0, (100, 4, 3)),  # 4 windows each
+    ...      "eda": rng.normal(0.0, 1.0, (100, 4, 2))}
+    >>> model = TemporalFusion(epochs=30).fit(X, y)
+    >>> model.predict_proba(X).shape, bool((model.predict(X) == y).mean() > 0.85)
+    ((100, 2), True)
+    """
 
     _net = TemporalFusionNet
     _temporal = True

@@ -44,7 +44,7 @@ from mmlab.io.audio import (
     read_ravdess,
 )
 from mmlab.io.describe import FORMATS, describe, detect_format, format_description
-from mmlab.io.eeg import read_eegmmidb, read_eegmmidb_run
+from mmlab.io.eeg import MOTOR_IMAGERY_RUNS, read_eegmmidb, read_eegmmidb_run, read_motor_imagery
 from mmlab.io.empatica import read_e4, read_stress_predict, read_stress_predict_subject, read_time_logs
 from mmlab.io.physionet import read_wfdb, read_wfdb_record
 from mmlab.io.registry import dataset_info, fetch, list_datasets
@@ -56,7 +56,7 @@ __all__ = [
     "read_e4", "read_stress_predict", "read_stress_predict_subject", "read_time_logs",
     "read_wesad", "read_wesad_subject",
     "read_wfdb", "read_wfdb_record",
-    "read_eegmmidb", "read_eegmmidb_run",
+    "read_eegmmidb", "read_eegmmidb_run", "read_motor_imagery", "MOTOR_IMAGERY_RUNS",
     "fsdd_table", "emodb_table", "ravdess_table", "read_fsdd", "read_emodb", "read_ravdess",
     "load_audio", "load_clips", "parse_fsdd_name", "parse_emodb_name", "parse_ravdess_name",
     "load_meld", "load_uci_sentiment", "fix_c1_controls",

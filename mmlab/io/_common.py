@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -13,6 +15,17 @@ from mmlab.errors import DataFormatError, DatasetError
 
 #: Environment variable naming the folder that holds the real datasets.
 DATA_DIR_ENV = "MMLAB_DATA_DIR"
+
+
+@contextlib.contextmanager
+def library_deprecations_hidden(package: str):
+    """Hide the deprecation warnings ``package`` triggers inside its own code (e.g. wfdb
+    calling pandas with ``inplace=True``): the reader cannot act on them, and they bury
+    the warnings that matter. Warnings raised from mmlab's own code are untouched."""
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category, module=rf"{package}(\.|$)")
+        yield
 
 
 def data_dir() -> Path | None:

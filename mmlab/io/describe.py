@@ -25,7 +25,7 @@ from typing import Iterable
 import numpy as np
 
 from mmlab.errors import DataFormatError, DatasetError
-from mmlab.io._common import counts
+from mmlab.io._common import counts, library_deprecations_hidden
 
 FORMATS = ("mmlab-cohort", "stress_predict", "e4", "wesad", "wfdb", "eegmmidb", "fsdd", "emodb",
            "ravdess", "meld", "uci_sentiment")
@@ -237,14 +237,16 @@ def _describe_wesad(root: Path) -> dict:
 
 # ------------------------------------------------------------------------- WFDB
 def _describe_wfdb(root: Path) -> dict:
-    import wfdb
+    with library_deprecations_hidden("wfdb"):  # pandas deprecations at import
+        import wfdb
 
     from mmlab.io.physionet import CHALLENGE_2015_ALARMS, signal_modality, wfdb_records
 
     subjects, streams, beats, alarms = [], [], [], []
     for rec_path in wfdb_records(root):
         try:
-            h = wfdb.rdheader(str(rec_path))
+            with library_deprecations_hidden("wfdb"):
+                h = wfdb.rdheader(str(rec_path))
         except Exception as exc:
             raise DataFormatError(f"{rec_path}.hea: unreadable WFDB header ({exc})") from exc
         subjects.append(rec_path.name)
@@ -261,7 +263,8 @@ def _describe_wfdb(root: Path) -> dict:
             alarms.append(verdict[0].lower().replace(" ", "_"))
         if rec_path.with_suffix(".atr").is_file():
             try:
-                ann = wfdb.rdann(str(rec_path), "atr")
+                with library_deprecations_hidden("wfdb"):
+                    ann = wfdb.rdann(str(rec_path), "atr")
             except Exception as exc:
                 raise DataFormatError(f"{rec_path}.atr: unreadable annotations ({exc})") from exc
             beats += list(ann.symbol)

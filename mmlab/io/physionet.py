@@ -33,7 +33,7 @@ from typing import Iterable
 import numpy as np
 
 from mmlab.errors import DataFormatError, DatasetError
-from mmlab.io._common import existing_dir, safe_name
+from mmlab.io._common import existing_dir, library_deprecations_hidden, safe_name
 from mmlab.recording import Cohort, Recording, Stream
 
 #: Challenge 2015 alarm types (header comment) and the alarm onset in every record.
@@ -65,7 +65,8 @@ def signal_modality(name: str) -> str:
 
 
 def _beat_symbols() -> set[str]:
-    from wfdb.io import annotation as ann
+    with library_deprecations_hidden("wfdb"):
+        from wfdb.io import annotation as ann
 
     table = {lab.label_store: lab.symbol for lab in ann.ann_labels}
     return {table[i] for i, q in enumerate(ann.is_qrs) if q and i in table}
@@ -102,12 +103,14 @@ def read_wfdb_record(path: str | Path, annotator: str | None = "auto") -> Record
     ``"auto"`` reads ``atr`` when present, a name (``"atr"``, ``"qrs"``) requires that
     file, ``None`` reads none.
     """
-    import wfdb
+    with library_deprecations_hidden("wfdb"):  # pandas deprecations at import
+        import wfdb
 
     rec_path = _record_path(path)
     name = rec_path.name
     try:
-        record = wfdb.rdrecord(str(rec_path))
+        with library_deprecations_hidden("wfdb"):
+            record = wfdb.rdrecord(str(rec_path))
     except Exception as exc:  # wfdb raises many types for a broken record
         raise DataFormatError(f"{rec_path}.hea: cannot read WFDB record {name!r} "
                               f"({type(exc).__name__}: {exc}); truncated or missing signal file?") from exc
@@ -165,7 +168,8 @@ def read_wfdb_record(path: str | Path, annotator: str | None = "auto") -> Record
             raise DataFormatError(f"{ann_file}: annotation file is missing "
                                   f"(annotators here: {_annotator_files(rec_path) or 'none'})")
         try:
-            ann = wfdb.rdann(str(rec_path), ext)
+            with library_deprecations_hidden("wfdb"):
+                ann = wfdb.rdann(str(rec_path), ext)
         except Exception as exc:
             raise DataFormatError(f"{ann_file}: cannot read annotations ({type(exc).__name__}: {exc})") from exc
         afs = float(ann.fs) if ann.fs else fs

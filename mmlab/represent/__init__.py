@@ -13,7 +13,7 @@ functions that need them.
 """
 
 from mmlab.represent.cca import (DeepCCA, LinearCCA, canonical_correlations, cca_closed_form, cca_loss,
-                                 make_correlated_views, make_fusion_task, make_nonlinear_views, torch_threads)
+                                 make_correlated_views, make_fusion_task, make_nonlinear_views)
 from mmlab.represent.contrastive import (CALL_DESCRIPTIONS, CALL_PROMPTS, ContrastiveAligner, DualEncoder,
                                          info_nce, make_paired_views, zero_shot_predict, zero_shot_scores)
 from mmlab.represent.pairs import (PHYSIO_STREAMS, VOICE_FEATURES, Pairs, call_center_pairs, concat_pairs,
@@ -23,7 +23,7 @@ from mmlab.represent.retrieval import (chance_recall, recall_at_k, retrieval_ran
                                        similarity)
 
 __all__ = [
-    "LinearCCA", "DeepCCA", "cca_closed_form", "cca_loss", "canonical_correlations", "torch_threads",
+    "LinearCCA", "DeepCCA", "cca_closed_form", "cca_loss", "canonical_correlations",
     "make_correlated_views", "make_nonlinear_views", "make_fusion_task",
     "info_nce", "DualEncoder", "ContrastiveAligner", "zero_shot_scores", "zero_shot_predict",
     "make_paired_views", "CALL_PROMPTS", "CALL_DESCRIPTIONS",

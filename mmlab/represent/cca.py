@@ -25,8 +25,6 @@ a row-count mismatch or too few rows raise :class:`~mmlab.errors.SignalError`.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import warnings
 from typing import Sequence
 
@@ -34,6 +32,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import StandardScaler
 
+from mmlab._torch import minibatches, seeded, torch_threads, train_loop, validation_split
 from mmlab.errors import SignalError
 from mmlab.represent.retrieval import check_pair
 
@@ -240,27 +239,6 @@ def cca_loss(h1, h2, n_components: int | None = None, reg: float = 1e-3):
     return -corr.sum().to(h1.dtype)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``n`` PyTorch CPU threads, restoring the previous count after.
-
-    Small models (a few thousand parameters, batches of hundreds) train fastest on one
-    thread; on a shared machine more threads mostly wait for each other. ``None`` leaves
-    the setting alone.
-    """
-    import torch
-
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(int(n), 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: str):
     import torch.nn as nn
 
@@ -281,14 +259,14 @@ class DeepCCA(_TwoViews, TransformerMixin, BaseEstimator):
 
     Both views are z-scored, each goes through its tower (``hidden`` layers with
     ``activation``, ``out_dim`` outputs), and Adam minimises :func:`cca_loss` over
-    mini-batches (large ones: the loss estimates covariances). A ``val_fraction`` of the
+    mini-batches (large ones: the loss estimates covariances). A ``validation_fraction`` of the
     rows is held out; training stops after ``patience`` epochs without a better
     validation loss and keeps the best weights. A closed-form linear CCA on the towers'
     training outputs then gives ``n_components`` variates. Seeded and CPU-only:
     identical arguments give identical results (PyTorch's global RNG is left untouched).
 
     ``n_threads`` PyTorch threads are used while training (default 1, see
-    :func:`torch_threads`).
+    :func:`mmlab._torch.torch_threads`); ``random_state`` seeds everything.
 
     Attributes after ``fit``: ``history_`` (train and validation loss per epoch),
     ``best_epoch_``, ``correlations_`` (in-sample), ``n_epochs_``.
@@ -296,8 +274,8 @@ class DeepCCA(_TwoViews, TransformerMixin, BaseEstimator):
 
     def __init__(self, n_components: int = 2, hidden: Sequence[int] = (64, 64), out_dim: int | None = None,
                  activation: str = "relu", reg: float = 1e-3, lr: float = 3e-3, weight_decay: float = 1e-5,
-                 epochs: int = 300, batch_size: int = 512, val_fraction: float = 0.2, patience: int = 30,
-                 seed: int = 0, n_threads: int | None = 1):
+                 epochs: int = 300, batch_size: int = 512, validation_fraction: float = 0.2,
+                 patience: int = 30, random_state: int = 0, n_threads: int | None = 1):
         self.n_components = n_components
         self.hidden = hidden
         self.out_dim = out_dim
@@ -307,9 +285,9 @@ class DeepCCA(_TwoViews, TransformerMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.batch_size = batch_size
-        self.val_fraction = val_fraction
+        self.validation_fraction = validation_fraction
         self.patience = patience
-        self.seed = seed
+        self.random_state = random_state
         self.n_threads = n_threads
 
     def fit(self, X, Y):
@@ -320,54 +298,31 @@ class DeepCCA(_TwoViews, TransformerMixin, BaseEstimator):
         out_dim = int(self.out_dim or k)
         if not 1 <= k <= out_dim:
             raise SignalError(f"DeepCCA: need 1 <= n_components <= out_dim, got {k} and {out_dim}")
-        if not 0.0 <= float(self.val_fraction) < 0.5:
-            raise SignalError(f"DeepCCA: val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        if not 0.0 <= float(self.validation_fraction) < 0.5:
+            raise SignalError(f"DeepCCA: validation_fraction must be in [0, 0.5), got {self.validation_fraction}")
         self.scaler_x_ = StandardScaler().fit(X)
         self.scaler_y_ = StandardScaler().fit(Y)
         Xs, Ys = self.scaler_x_.transform(X), self.scaler_y_.transform(Y)
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(X))
-        n_val = int(round(self.val_fraction * len(X)))
-        val, train = order[:n_val], order[n_val:]
+        rng = np.random.default_rng(self.random_state)
+        train, val = validation_split(len(X), float(self.validation_fraction), rng)
         bs = max(min(int(self.batch_size), len(train)), 10)
 
-        with torch.random.fork_rng(devices=[]), torch_threads(self.n_threads):
-            torch.manual_seed(int(self.seed))
+        with seeded(self.random_state), torch_threads(self.n_threads):
             fx = _mlp(X.shape[1], self.hidden, out_dim, self.activation).double()
             fy = _mlp(Y.shape[1], self.hidden, out_dim, self.activation).double()
             params = list(fx.parameters()) + list(fy.parameters())
             opt = torch.optim.Adam(params, lr=float(self.lr), weight_decay=float(self.weight_decay))
             tx, ty = torch.from_numpy(Xs), torch.from_numpy(Ys)
-            best, best_state, best_epoch, wait = np.inf, None, -1, 0
-            history: list[dict] = []
-            for epoch in range(int(self.epochs)):
-                fx.train(), fy.train()
-                perm = train[rng.permutation(len(train))]
-                losses = []
+            # the loss estimates covariances: monitor the training rows if too few are held out
+            ids = val if len(val) >= out_dim + 3 else train
+            result = train_loop(
+                [fx, fy], opt,
                 # drop a too-small last batch: a handful of rows gives a useless covariance
-                for i in range(0, len(perm), bs):
-                    idx = perm[i:i + bs]
-                    if len(idx) < max(bs // 2, out_dim + 2) and i > 0:
-                        continue
-                    loss = cca_loss(fx(tx[idx]), fy(ty[idx]), out_dim, self.reg)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    losses.append(float(loss.detach()))
-                fx.eval(), fy.eval()
-                with torch.no_grad():
-                    ids = val if n_val >= out_dim + 3 else train
-                    v = float(cca_loss(fx(tx[ids]), fy(ty[ids]), out_dim, self.reg))
-                history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": v})
-                if v < best - 1e-5:
-                    best, best_epoch, wait = v, epoch, 0
-                    best_state = (copy.deepcopy(fx.state_dict()), copy.deepcopy(fy.state_dict()))
-                else:
-                    wait += 1
-                    if wait >= int(self.patience):
-                        break
-            fx.load_state_dict(best_state[0])
-            fy.load_state_dict(best_state[1])
+                lambda epoch: minibatches(train, bs, rng, min_last=max(bs // 2, out_dim + 2)),
+                lambda idx: cca_loss(fx(tx[idx]), fy(ty[idx]), out_dim, self.reg),
+                epochs=int(self.epochs), patience=int(self.patience), min_delta=1e-5,
+                validate=lambda: cca_loss(fx(tx[ids]), fy(ty[ids]), out_dim, self.reg))
+        history, best_epoch = result.history, result.best_epoch
         self.tower_x_, self.tower_y_ = fx.eval(), fy.eval()
         self.history_, self.best_epoch_, self.n_epochs_ = history, best_epoch, len(history)
         hx, hy = self._towers(Xs, Ys)

@@ -24,7 +24,6 @@ Paired data from the cohorts (voice <-> transcript, physiology <-> voice) is bui
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from typing import Callable, Mapping, Sequence
@@ -34,9 +33,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
 
+from mmlab._torch import minibatches, seeded, torch_threads, train_loop, validation_split
 from mmlab.errors import SignalError
-from mmlab.represent.cca import torch_threads
-from mmlab.represent.pairs import _holdout
 from mmlab.represent.retrieval import check_pair, retrieval_report, similarity
 
 __all__ = [
@@ -154,7 +152,7 @@ def DualEncoder(dim_a: int, dim_b: int, embed_dim: int = 32, hidden_a: Sequence[
 class ContrastiveAligner(BaseEstimator):
     """Train a :func:`DualEncoder` on paired views (chapter 22_contrastive).
 
-    ``fit(A, B, groups=None)`` z-scores both views, holds out ``val_fraction`` of the
+    ``fit(A, B, groups=None)`` z-scores both views, holds out ``validation_fraction`` of the
     rows (whole groups when ``groups`` is given, e.g. calls or subjects, so that no call
     is split across the two) and runs AdamW on :func:`info_nce` over shuffled mini-batches
     of ``batch_size`` pairs; after every epoch the validation loss decides early stopping
@@ -163,7 +161,7 @@ class ContrastiveAligner(BaseEstimator):
 
     ``transform_a(A)`` / ``transform_b(B)`` give unit vectors in the shared space;
     ``retrieval(A, B)`` recall@1/5/10 in both directions with chance. Seeded and CPU-only
-    with ``n_threads`` PyTorch threads (default 1): identical arguments give identical
+    with ``n_threads`` PyTorch threads (default 1): identical arguments (``random_state``) give identical
     embeddings. ``history_`` has per-epoch ``train_loss``, ``val_loss``,
     ``temperature``; ``best_epoch_``, ``train_seconds_``.
     """
@@ -172,7 +170,8 @@ class ContrastiveAligner(BaseEstimator):
                  temperature: float = 0.5, t_min: float = 0.01, t_max: float = 1.0,
                  learn_temperature: bool = True, dropout: float = 0.1, lr: float = 2e-3,
                  weight_decay: float = 1e-3, epochs: int = 200, batch_size: int = 128,
-                 val_fraction: float = 0.15, patience: int = 20, seed: int = 0, n_threads: int | None = 1):
+                 validation_fraction: float = 0.15, patience: int = 20, random_state: int = 0,
+                 n_threads: int | None = 1):
         self.embed_dim = embed_dim
         self.hidden_a = hidden_a
         self.hidden_b = hidden_b
@@ -185,9 +184,9 @@ class ContrastiveAligner(BaseEstimator):
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.batch_size = batch_size
-        self.val_fraction = val_fraction
+        self.validation_fraction = validation_fraction
         self.patience = patience
-        self.seed = seed
+        self.random_state = random_state
         self.n_threads = n_threads
 
     # -- training
@@ -200,56 +199,35 @@ class ContrastiveAligner(BaseEstimator):
         n = len(A)
         if n < 8:
             raise SignalError(f"ContrastiveAligner.fit: need at least 8 pairs, got {n}")
-        if not 0.0 <= float(self.val_fraction) < 0.5:
-            raise SignalError(f"ContrastiveAligner: val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        if not 0.0 <= float(self.validation_fraction) < 0.5:
+            raise SignalError(f"ContrastiveAligner: validation_fraction must be in [0, 0.5), "
+                              f"got {self.validation_fraction}")
         t_start = time.perf_counter()
         self.scaler_a_ = StandardScaler().fit(A)
         self.scaler_b_ = StandardScaler().fit(B)
         As = self.scaler_a_.transform(A).astype(np.float32)
         Bs = self.scaler_b_.transform(B).astype(np.float32)
-        rng = np.random.default_rng(self.seed)
-        train, val = _holdout(n, float(self.val_fraction), rng, groups)
+        rng = np.random.default_rng(self.random_state)
+        train, val = validation_split(n, float(self.validation_fraction), rng, groups=groups)
         if len(val) < 2:
             val = np.array([], dtype=int)
         bs = int(min(max(int(self.batch_size), 2), len(train)))
 
-        with torch.random.fork_rng(devices=[]), torch_threads(self.n_threads):
-            torch.manual_seed(int(self.seed))
+        with seeded(self.random_state), torch_threads(self.n_threads):
             model = DualEncoder(A.shape[1], B.shape[1], int(self.embed_dim), self.hidden_a, self.hidden_b,
                                 float(self.temperature), float(self.t_min), float(self.t_max),
                                 bool(self.learn_temperature), float(self.dropout))
             opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                     lr=float(self.lr), weight_decay=float(self.weight_decay))
             ta, tb = torch.from_numpy(As), torch.from_numpy(Bs)
-            best, best_state, best_epoch, wait = np.inf, copy.deepcopy(model.state_dict()), -1, 0
-            history: list[dict] = []
-            for epoch in range(int(self.epochs)):
-                model.train()
-                perm = train[rng.permutation(len(train))]
-                losses = []
-                for i in range(0, len(perm), bs):
-                    idx = perm[i:i + bs]
-                    if len(idx) < 2 or (i > 0 and len(idx) < bs // 2):
-                        continue  # a tiny last batch is an easy, noisy contrast
-                    loss = model.loss(ta[idx], tb[idx])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    model.clamp_()
-                    losses.append(float(loss.detach()))
-                model.eval()
-                with torch.no_grad():
-                    v = float(model.loss(ta[val], tb[val])) if len(val) else float(np.mean(losses))
-                history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": v,
-                                "temperature": float(model.temperature().detach())})
-                if v < best - 1e-4:
-                    best, best_epoch, wait = v, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    wait += 1
-                    if wait >= int(self.patience):
-                        break
-            model.load_state_dict(best_state)
+            # a tiny last batch is an easy, noisy contrast: skip it
+            result = train_loop(
+                model, opt, lambda epoch: minibatches(train, bs, rng, min_size=2, min_last=bs // 2),
+                lambda idx: model.loss(ta[idx], tb[idx]), epochs=int(self.epochs),
+                validate=(lambda: model.loss(ta[val], tb[val])) if len(val) else None,
+                patience=int(self.patience), min_delta=1e-4, after_step=model.clamp_,
+                log=lambda rec: {"temperature": float(model.temperature().detach())})
+        history, best_epoch = result.history, result.best_epoch
         self.model_ = model.eval()
         self.history_ = pd.DataFrame(history)
         self.best_epoch_ = best_epoch

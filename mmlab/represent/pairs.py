@@ -31,6 +31,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mmlab._torch import validation_split
 from mmlab.errors import SignalError
 
 __all__ = [
@@ -39,31 +40,14 @@ __all__ = [
 ]
 
 
-def _holdout(n: int, fraction: float, rng: np.random.Generator, groups=None) -> tuple[np.ndarray, np.ndarray]:
-    if fraction <= 0:
-        return np.arange(n), np.array([], dtype=int)
-    if groups is None:
-        order = rng.permutation(n)
-        k = int(round(fraction * n))
-        return np.sort(order[k:]), np.sort(order[:k])
-    groups = np.asarray(groups)
-    if len(groups) != n:
-        raise SignalError(f"groups has {len(groups)} entries for {n} pairs")
-    uniq = np.unique(groups)
-    k = max(1, int(round(fraction * len(uniq)))) if len(uniq) > 1 else 0
-    held = set(rng.permutation(uniq)[:k].tolist())
-    mask = np.array([g in held for g in groups])
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
-def split_by_group(groups, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_by_group(groups, test_fraction: float = 0.3, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(train, test)`` with whole groups (calls, subjects) on one side only."""
     groups = np.asarray(groups)
     if len(np.unique(groups)) < 2:
         raise SignalError("split_by_group: need at least two groups")
     if not 0 < test_fraction < 1:
         raise SignalError(f"split_by_group: test_fraction must be in (0, 1), got {test_fraction}")
-    return _holdout(len(groups), test_fraction, np.random.default_rng(seed), groups)
+    return validation_split(len(groups), test_fraction, np.random.default_rng(random_state), groups=groups)
 
 
 

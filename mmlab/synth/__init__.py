@@ -32,17 +32,18 @@ With ``clock_offset_s``, ``clock_drift_ppm``, ``timestamp_jitter_s`` and
 ``dropout_per_hour`` at 0 the devices are perfectly aligned and gap-free. The building
 blocks live in
 :mod:`~mmlab.synth.physio`, :mod:`~mmlab.synth.voice`, :mod:`~mmlab.synth.text`,
-:mod:`~mmlab.synth.images` and :mod:`~mmlab.synth.vibration`.
+:mod:`~mmlab.synth.images` and :mod:`~mmlab.synth.vibration`; :mod:`~mmlab.synth.eeg` simulates
+a motor-imagery EEG session (chapter 14_eeg).
 """
 
 from __future__ import annotations
 
-from mmlab.synth.scenarios import SCENARIOS, _scenario_function, describe_knobs, knobs, make_cohort
+from mmlab.synth.scenarios import SCENARIOS, _scenario_function, describe_knobs, knobs, make_cohort, write_cohort
 
 stress_protocol = _scenario_function("stress_protocol")
 call_center = _scenario_function("call_center")
 icu_ward = _scenario_function("icu_ward")
 factory = _scenario_function("factory")
 
-__all__ = ["SCENARIOS", "make_cohort", "knobs", "describe_knobs",
+__all__ = ["SCENARIOS", "make_cohort", "write_cohort", "knobs", "describe_knobs",
            "stress_protocol", "call_center", "icu_ward", "factory"]

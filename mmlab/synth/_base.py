@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import SchemaError
-from mmlab.recording import Cohort, Recording, Stream
+from mmlab.recording import REFERENCE_CLOCK, Clock, Stream
 
 #: The unix time (2024-03-04 09:00 UTC) the first synthetic session starts at.
 EPOCH = 1_709_542_800.0
@@ -72,24 +72,26 @@ def common_knobs(missing: Mapping[str, float], informativeness: Mapping[str, flo
     """The knobs every scenario has (realistic but modest defaults)."""
     return {
         "noise": Knob(1.0, "sensor noise multiplier (white noise, mains hum, motion "
-                           "artifacts, background noise); 0 gives clean signals"),
+                           "artifacts, background noise); 0 gives clean signals", hi=100.0),
         "subject_variability": Knob(1.0, "spread of per-subject baselines and reactivity; "
-                                         "0 makes every subject the same average person"),
+                                         "0 makes every subject the same average person", hi=10.0),
         "informativeness": Knob(dict(informativeness), "per-modality multiplier of how "
                                 "strongly the label shows in that modality (0 = no "
-                                "information, 1 = realistic, 2 = exaggerated)", kind="dict"),
+                                "information, 1 = realistic, 2 = exaggerated)", kind="dict",
+                                hi=10.0),
         "missing": Knob(dict(missing), "probability that a subject lacks a device/modality "
                         "entirely (its streams are not in the recording)", kind="dict", hi=1.0),
         "dropout_per_hour": Knob(dropout_per_hour, "expected sensor dropouts per hour per "
-                                 "device (NaN runs; ground truth in meta['dropouts'])"),
+                                 "device (NaN runs; ground truth in meta['dropouts'])", hi=3600.0),
         "dropout_mean_s": Knob(dropout_mean_s, "mean dropout length in seconds (exponential, "
-                               "at least 0.5 s)", lo=0.5),
+                               "at least 0.5 s)", lo=0.5, hi=3600.0),
         "clock_offset_s": Knob(clock_offset_s, "non-reference device clocks are offset by "
-                               "a uniform draw in [-x, x] seconds"),
+                               "a uniform draw in [-x, x] seconds", hi=3600.0),
         "clock_drift_ppm": Knob(clock_drift_ppm, "non-reference device clocks drift by "
-                                "0.5x-1x this many ppm, random sign"),
+                                "0.5x-1x this many ppm, random sign (real crystals: "
+                                "under 100; at most 10000, i.e. 1%)", hi=10_000.0),
         "timestamp_jitter_s": Knob(timestamp_jitter_s, "standard deviation of the noise on "
-                                   "timestamps of irregular streams and clip starts (s)"),
+                                   "timestamps of irregular streams and clip starts (s)", hi=1.0),
     }
 
 
@@ -189,35 +191,8 @@ def exact_counts(weights: Sequence[float], n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- clocks
-@dataclass(frozen=True)
-class Clock:
-    """A device clock: ``device_time = offset_s + (1 + drift_ppm * 1e-6) * reference_time``."""
-
-    offset_s: float = 0.0
-    drift_ppm: float = 0.0
-    jitter_s: float = 0.0
-
-    @property
-    def scale(self) -> float:
-        return 1.0 + self.drift_ppm * 1e-6
-
-    def to_device(self, t_ref):
-        """Device time(s) of reference time(s) ``t_ref`` (a float for a scalar)."""
-        if np.ndim(t_ref):
-            return self.offset_s + self.scale * np.asarray(t_ref, dtype=float)
-        return self.offset_s + self.scale * float(t_ref)
-
-    def to_reference(self, t_dev):
-        """Reference time(s) of device time(s) ``t_dev`` (a float for a scalar)."""
-        if np.ndim(t_dev):
-            return (np.asarray(t_dev, dtype=float) - self.offset_s) / self.scale
-        return (float(t_dev) - self.offset_s) / self.scale
-
-    def truth(self) -> dict:
-        return {"offset_s": self.offset_s, "drift_ppm": self.drift_ppm, "jitter_s": self.jitter_s}
-
-
-REFERENCE = Clock()
+# The clock model is the schema's (mmlab.recording.Clock).
+REFERENCE = REFERENCE_CLOCK
 
 
 def draw_clock(rng: np.random.Generator, knobs: Mapping[str, Any]) -> Clock:
@@ -339,15 +314,14 @@ def annotations(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(full, columns=["onset", "duration", "kind", "label", "text", *extra])
 
 
-def build_cohort(scenario: str, recordings: list[Recording], participants: pd.DataFrame,
-                 seed: int, n_subjects: int, fast: bool, knobs: dict, label_names: list[str],
-                 **meta: Any) -> Cohort:
+def cohort_meta(scenario: str, seed: int, n_subjects: int, fast: bool, knobs: dict,
+                label_names: list[str], **meta: Any) -> dict:
+    """``Cohort.meta`` of a synthetic cohort (known before any subject is generated)."""
     from mmlab import __version__
 
-    return Cohort(recordings=recordings, participants=participants, meta={
+    return {
         "name": f"mmlab synthetic {scenario}", "scenario": scenario, "seed": seed,
         "n_subjects": n_subjects, "fast": bool(fast), "knobs": knobs,
         "label_names": list(label_names), "generator": f"mmlab.synth {__version__}",
         "synthetic": True, **meta,
-    })
-
+    }

@@ -56,7 +56,7 @@ HR_EFFECT = {"satisfied": 2.0, "neutral": 0.0, "dissatisfied": 9.0}
 KNOBS: dict[str, B.Knob] = {
     "label_balance": B.Knob({"satisfied": 0.45, "neutral": 0.30, "dissatisfied": 0.25},
                             "share of calls per satisfaction label (normalised; counts are "
-                            "exact up to rounding)", kind="dict"),
+                            "exact up to rounding)", kind="dict", hi=1000.0),
     "wearable_fraction": B.Knob(0.3, "share of callers whose smartwatch heart rate is "
                                      "available", kind="prob"),
     "caller_turns": B.Knob(None, "caller turns per call (None: 5-9 full, 3 fast)",

@@ -48,13 +48,15 @@ KNOBS: dict[str, B.Knob] = {
     "failure_fraction": B.Knob(0.3, "share of machines with a bearing defect (exact up to "
                                     "rounding)", kind="prob"),
     "fault_mix": B.Knob({"outer_race": 0.6, "inner_race": 0.4}, "relative frequency of "
-                        "outer- and inner-race defects among failing machines", kind="dict"),
+                        "outer- and inner-race defects among failing machines", kind="dict",
+                        hi=1000.0),
     "imbalance_fraction": B.Knob(0.2, "share of healthy machines with rotor imbalance (a "
                                       "distractor)", kind="prob"),
-    "minutes": B.Knob(None, "session length in minutes (None: 10 full, 1 fast)", optional=True, lo=0.05),
+    "minutes": B.Knob(None, "session length in minutes (None: 10 full, 1 fast)", optional=True, lo=0.05,
+                       hi=1440.0),
     "vibration_hz": B.Knob(4000, "vibration sampling rate (Hz)", kind="int", lo=1000, hi=51200),
     "image_every_s": B.Knob(None, "mean seconds between thermal frames (None: 20 full, 5 fast)",
-                            optional=True, lo=0.1),
+                            optional=True, lo=0.1, hi=3600.0),
     "image_size": B.Knob(32, "thermal frame height and width (pixels)", kind="int", lo=8, hi=256),
     **B.common_knobs(missing={"thermal": 0.0, "vibration": 0.0},
                      informativeness={"vibration": 1.0, "thermal": 1.0, "text": 1.0},

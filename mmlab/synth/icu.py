@@ -61,10 +61,11 @@ KNOBS: dict[str, B.Knob] = {
     "prevalence": B.Knob([0.10, 0.25, 0.45], "sepsis prevalence per hospital (one value for "
                          "all, or one per hospital)", kind="floats", hi=1.0),
     "hospital_shift": B.Knob(1.0, "how different hospitals are in age, measurement bias and "
-                             "charting frequency (0: identical apart from prevalence)"),
-    "hours": B.Knob(None, "length of stay in hours (None: 48 full, 8 fast)", optional=True, lo=1.0),
+                             "charting frequency (0: identical apart from prevalence)", hi=10.0),
+    "hours": B.Knob(None, "length of stay in hours (None: 48 full, 8 fast)", optional=True, lo=1.0,
+                     hi=24.0 * 14),
     "charting_jitter_s": B.Knob(300.0, "standard deviation (s) between when temperature and "
-                                "blood pressure were measured and the charted time"),
+                                "blood pressure were measured and the charted time", hi=3600.0),
     **B.common_knobs(missing={"mic": 0.2, "bp": 0.0, "spo2": 0.0},
                      informativeness={"vitals": 1.0, "text": 1.0, "voice": 1.0},
                      dropout_per_hour=0.1, dropout_mean_s=900.0),

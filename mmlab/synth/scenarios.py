@@ -11,12 +11,13 @@ This module checks the arguments, runs the subjects and assembles the Cohort.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
 from mmlab.errors import SchemaError
-from mmlab.recording import Cohort
+from mmlab.recording import Cohort, CohortWriter
 from mmlab.synth import _base as B
 
 _MODULES = {
@@ -46,16 +47,8 @@ def describe_knobs(scenario: str) -> str:
     return B.knob_table(_module(scenario).KNOBS)
 
 
-def make_cohort(scenario: str, n_subjects: int = 10, seed: int = 0, fast: bool = False,
-                **knob_values: Any) -> Cohort:
-    """Generate a synthetic cohort of ``scenario`` (one of :data:`SCENARIOS`).
-
-    The same arguments always give identical data. ``fast=True`` makes short sessions
-    (a few minutes per subject) for tests and FAST notebooks. Knobs are scenario settings
-    (see :func:`describe_knobs`); unknown scenarios, knobs or knob keys raise
-    :class:`~mmlab.errors.SchemaError` listing the valid ones. ``Cohort.meta`` records
-    the scenario, seed, resolved knobs and label names.
-    """
+def _prepare(scenario: str, n_subjects: Any, seed: Any, fast: bool, knob_values: dict):
+    """Check the arguments; return the module, resolved knobs, plan, subject ids and meta."""
     mod = _module(scenario)
     n = B.check_n_subjects(n_subjects)
     seed = B.check_seed(seed)
@@ -64,14 +57,83 @@ def make_cohort(scenario: str, n_subjects: int = 10, seed: int = 0, fast: bool =
         resolved = mod.finalize_knobs(resolved, bool(fast))
     plan = mod.plan(n, seed, resolved, bool(fast))
     ids = B.subject_ids(mod.PREFIX, n)
+    extra = mod.cohort_meta(resolved, bool(fast)) if hasattr(mod, "cohort_meta") else {}
+    meta = B.cohort_meta(scenario, seed, n, bool(fast), resolved, mod.LABEL_NAMES, **extra)
+    return mod, seed, resolved, plan, ids, meta
+
+
+def make_cohort(scenario: str, n_subjects: int = 10, seed: int = 0, fast: bool = False,
+                **knob_values: Any) -> Cohort:
+    """Generate a synthetic cohort of ``scenario`` (one of :data:`SCENARIOS`).
+
+    The same arguments always give identical data. ``fast=True`` makes short sessions
+    (a few minutes per subject) for tests and FAST notebooks. Knobs are scenario settings
+    (see :func:`describe_knobs`); unknown scenarios, knobs or knob keys, and values outside
+    a knob's range, raise :class:`~mmlab.errors.SchemaError` naming the valid ones.
+    ``Cohort.meta`` records the scenario, seed, resolved knobs and label names. For
+    cohorts larger than memory use :func:`write_cohort`.
+    """
+    mod, seed, resolved, plan, ids, meta = _prepare(scenario, n_subjects, seed, fast, knob_values)
     recs, rows = [], []
     for i, sid in enumerate(ids):
         rec, row = mod.make_subject(i, sid, seed, resolved, bool(fast), plan[i])
         recs.append(rec)
         rows.append(row)
-    extra = mod.cohort_meta(resolved, bool(fast)) if hasattr(mod, "cohort_meta") else {}
-    return B.build_cohort(scenario, recs, pd.DataFrame(rows), seed, n, bool(fast), resolved,
-                          mod.LABEL_NAMES, **extra)
+    return Cohort(recordings=recs, participants=pd.DataFrame(rows), meta=meta)
+
+
+def write_cohort(scenario: str, folder: str | Path, n_subjects: int = 10, seed: int = 0,
+                 fast: bool = False, overwrite: bool = False,
+                 progress: Callable[[int, int, str], None] | None = None,
+                 **knob_values: Any) -> Path:
+    """Generate a synthetic cohort straight to disk, one subject at a time.
+
+    Same arguments and same result as ``make_cohort(...).save(folder)``, but only one
+    subject is in memory at a time, so any number of subjects fits. Until the last
+    subject is written the folder is marked incomplete (``Cohort.load`` refuses it unless
+    ``allow_incomplete=True``), so an interrupted run never passes for a whole cohort; the
+    writer also stops early when the disk cannot hold the remaining subjects
+    (:class:`~mmlab.recording.CohortWriter`).
+
+    Parameters
+    ----------
+    scenario : str
+        One of :data:`SCENARIOS`.
+    folder : str or Path
+        Where to write; must be new or empty unless ``overwrite``.
+    n_subjects, seed, fast, **knob_values
+        As for :func:`make_cohort`.
+    overwrite : bool, default False
+        Replace an existing saved mmlab cohort at ``folder`` (no stale subject is left).
+    progress : callable, optional
+        Called as ``progress(done, total, subject)`` after each subject is written.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from mmlab.recording import Cohort, CohortWriter
+    >>> folder = write_cohort("factory", Path(tempfile.mkdtemp()) / "f", n_subjects=2, fast=True,
+    ...                       minutes=0.1, image_every_s=3.0)
+    >>> Cohort.load(folder).equals(make_cohort("factory", n_subjects=2, fast=True,
+    ...                                        minutes=0.1, image_every_s=3.0))
+    True
+    """
+    mod, seed, resolved, plan, ids, meta = _prepare(scenario, n_subjects, seed, fast, knob_values)
+    writer = CohortWriter(folder, meta=meta, subjects=ids, overwrite=overwrite)
+    rows = []
+    for i, sid in enumerate(ids):
+        rec, row = mod.make_subject(i, sid, seed, resolved, bool(fast), plan[i])
+        writer.add(rec)
+        rows.append(row)
+        del rec
+        if progress is not None:
+            progress(i + 1, len(ids), sid)
+    return writer.close(pd.DataFrame(rows))
 
 
 def _scenario_function(scenario: str):

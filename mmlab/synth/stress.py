@@ -100,12 +100,12 @@ TAUS = {"hr": 15.0, "hrv": 20.0, "resp": 20.0, "tonic": 60.0, "temp": 150.0, "pt
 KNOBS: dict[str, B.Knob] = {
     "phase_minutes": B.Knob(None, "minutes per condition, e.g. {'stress': 15} (merged into "
                             "the defaults 20/10/6.5/7 full, 1/0.83/0.67/0.67 fast); this is "
-                            "the label balance", kind="durations", optional=True, keys=PHASES),
+                            "the label balance", kind="durations", optional=True, keys=PHASES, hi=240.0),
     "transition_minutes": B.Knob(None, "minutes of each transition (None: 2.5 full, 0.25 "
-                                 "fast)", optional=True),
+                                 "fast)", optional=True, hi=60.0),
     "voice_per_phase": B.Knob(1, "spoken self-reports per condition", kind="int", hi=10),
     "start_stagger_s": B.Knob(20.0, "the wrist device starts up to this many seconds "
-                              "before the chest device and stops up to this many after"),
+                              "before the chest device and stops up to this many after", hi=600.0),
     **B.common_knobs(missing={"chest": 0.0, "wrist": 0.0, "mic": 0.0},
                      informativeness={k: 1.0 for k in ("cardiac", "eda", "resp", "temp",
                                                         "acc", "voice", "text")}),

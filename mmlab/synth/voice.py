@@ -18,6 +18,10 @@ every one of them can be planted and recovered:
 The text only sets the syllable count and pauses (vowels are drawn at random): the sound
 is speech-like, not intelligible. :func:`synthesize` returns float32 audio in [-1, 1] and
 a dict of what was planted (F0 per pulse, voiced intervals, speech onset and duration).
+
+Known-answer signals for chapter 11_voice: :func:`harmonic_tone` (a steady harmonic tone),
+:func:`pulse_train` (glottal-like pulses with planted period jitter and amplitude shimmer)
+and :func:`synthetic_words` (a clearly synthetic stand-in for FSDD when it is absent).
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ import functools
 import math
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import signal as sps
 
-__all__ = ["VoiceParams", "draw_speaker", "modulate", "synthesize", "count_syllables", "VOWELS"]
+__all__ = ["VoiceParams", "draw_speaker", "modulate", "synthesize", "count_syllables", "VOWELS",
+           "harmonic_tone", "pulse_train", "synthetic_words", "SYNTHETIC_WORDS"]
 
 #: Formants F1-F3 (Hz) of an adult male speaker (Peterson & Barney-like averages).
 VOWELS = {
@@ -286,3 +293,108 @@ def synthesize(text: str | int, params: VoiceParams = VoiceParams(), sr: int = 1
         "params": p.to_dict(),
     }
     return out, info
+
+
+# ------------------------------------------------------------ known-answer signals (chapter 11_voice)
+def harmonic_tone(f0: float = 150.0, duration: float = 1.0, sr: int = 16000, n_harmonics: int = 5,
+                  amplitude: float = 0.3) -> np.ndarray:
+    """A steady harmonic tone: harmonics k = 1..n at f0*k with amplitude 1/k (float32)."""
+    t = np.arange(int(round(duration * sr))) / sr
+    k = np.arange(1, int(n_harmonics) + 1)
+    k = k[k * f0 < sr / 2]
+    y = (np.sin(2 * np.pi * f0 * k[:, None] * t[None, :]) / k[:, None]).sum(axis=0)
+    return (amplitude * y / np.abs(y).max()).astype(np.float32)
+
+
+def pulse_train(f0: float = 150.0, duration: float = 1.0, sr: int = 16000, jitter: float = 0.0,
+                shimmer: float = 0.0, seed: int = 0, amplitude: float = 0.3) -> tuple[np.ndarray, dict]:
+    """Glottal-like pulses with planted period jitter and amplitude shimmer.
+
+    Periods are ``(1 + e * jitter / 1.128) / f0`` with ``e`` standard normal, so the
+    expected local jitter (mean |difference of consecutive periods| / mean period; for
+    normal e, E|e1 - e2| = 1.128) is ``jitter``; amplitudes likewise for ``shimmer``. Each
+    pulse is the derivative of a 0.4 ms Gaussian at its exact (sub-sample) time. Returns
+    ``(audio, truth)`` where ``truth`` holds the pulse ``times`` and the realised
+    ``jitter_local`` and ``shimmer_local``.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(duration * sr))
+    n_max = int(duration * f0 * 1.5) + 4
+    periods = (1.0 + rng.standard_normal(n_max) * jitter / 1.128) / f0
+    amps = 1.0 + rng.standard_normal(n_max) * shimmer / 1.128
+    times = 0.01 + np.concatenate([[0.0], np.cumsum(periods[:-1])])
+    keep = times < duration - 0.01
+    times, amps = times[keep], amps[keep]
+    width = int(round(0.002 * sr))
+    idx = np.round(times * sr).astype(int)[:, None] + np.arange(-width, width + 1)[None, :]
+    tau = idx / sr - times[:, None]
+    sigma = 0.0004
+    shape = -tau / sigma * np.exp(-0.5 * (tau / sigma) ** 2)
+    ok = (idx >= 0) & (idx < n)
+    y = np.bincount(idx[ok], weights=(amps[:, None] * shape)[ok], minlength=n)[:n]
+    y = (amplitude * y / np.abs(y).max()).astype(np.float32)
+    per = np.diff(times)
+    truth = {"times": times,
+             "jitter_local": float(np.mean(np.abs(np.diff(per))) / np.mean(per)) if len(per) > 1 else np.nan,
+             "shimmer_local": float(np.mean(np.abs(np.diff(amps))) / np.mean(amps)) if len(amps) > 1 else np.nan}
+    return y, truth
+
+
+#: The vowel-pair "words" of :func:`synthetic_words` (vowels as in :data:`VOWELS`).
+SYNTHETIC_WORDS = {"ai": ("a", "i"), "ia": ("i", "a"), "ou": ("o", "u"), "uo": ("u", "o")}
+
+
+def _vowel_filter(y: np.ndarray, formants: Sequence[float], sr: int) -> np.ndarray:
+    for f, bw in zip(formants, (80.0, 100.0, 130.0)):
+        if f >= 0.45 * sr:
+            continue
+        r = math.exp(-math.pi * bw / sr)
+        a = [1.0, -2.0 * r * math.cos(2 * math.pi * f / sr), r * r]
+        y = sps.lfilter([sum(a)], a, y)
+    return y
+
+
+def synthetic_words(n_per_class: int = 20, sr: int = 8000, seed: int = 0, n_speakers: int = 6,
+                    words: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """A *synthetic* stand-in for FSDD (chapter 11_voice without real data).
+
+    Each "word" is a sequence of vowels (default :data:`SYNTHETIC_WORDS`: ``ai``, ``ia``,
+    ``ou``, ``uo``; ``ai`` and ``ia`` differ only in order): jittered glottal pulses
+    (:func:`pulse_train`) through three formant resonators per vowel, 120-250 ms per
+    vowel with 30 ms cross-fades, by ``n_speakers`` speakers who differ in F0 (90-220 Hz)
+    and vocal-tract length (formants x 0.9-1.2), plus -50 dBFS noise. Not speech: a
+    known-answer data set whose classes live in the spectral envelope and its order.
+
+    Columns: ``audio`` (float32 at ``sr``), ``label``, ``speaker``, ``index`` (0 ..
+    n_per_class-1 within a class) and ``split`` (the first quarter of each class
+    ``"test"``, every speaker in it, like FSDD's official split). Deterministic in ``seed``.
+    """
+    words = dict(SYNTHETIC_WORDS if words is None else words)
+    rng = np.random.default_rng(seed)
+    speakers = [(float(rng.uniform(90.0, 220.0)), float(rng.uniform(0.9, 1.2))) for _ in range(int(n_speakers))]
+    fade = int(0.03 * sr)
+    n_test = max(1, int(n_per_class) // 4)
+    rows = []
+    for label, vowels in words.items():
+        for i in range(int(n_per_class)):
+            s = i % len(speakers)
+            f0, scale = speakers[s]
+            f0 *= float(rng.uniform(0.95, 1.05))
+            parts = []
+            for v in vowels:
+                dur = float(rng.uniform(0.12, 0.25))
+                src, _ = pulse_train(f0, dur + 0.03, sr, jitter=0.01, shimmer=0.04, seed=int(rng.integers(2**31)))
+                seg = _vowel_filter(src.astype(np.float64), [f * scale for f in VOWELS[v]], sr)
+                seg *= np.concatenate([np.linspace(0, 1, fade), np.ones(len(seg) - 2 * fade), np.linspace(1, 0, fade)])
+                parts.append(seg)
+            lead = int(rng.uniform(0.05, 0.2) * sr)
+            total = lead + sum(len(p) for p in parts) - fade * (len(parts) - 1) + int(0.1 * sr)
+            y = np.zeros(total)
+            pos = lead
+            for p in parts:
+                y[pos: pos + len(p)] += p / (np.abs(p).max() + 1e-12)
+                pos += len(p) - fade
+            y = 0.3 * y / np.abs(y).max() + 10 ** (-50 / 20) * rng.standard_normal(total)
+            rows.append({"audio": y.astype(np.float32), "label": label, "speaker": f"spk{s}", "index": i,
+                         "split": "test" if i < n_test else "train"})
+    return pd.DataFrame(rows)

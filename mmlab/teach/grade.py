@@ -138,13 +138,28 @@ class _Runner:
         c.start_new_kernel_client()
 
     def stop(self) -> None:
+        """Shut the kernel down through jupyter_client's public manager and client API."""
+        from nbclient.util import ensure_async, run_sync
+
         c = self.client
+        km, kc = c.km, c.kc
+        c.km, c.kc = None, None
+        if km is None:
+            return
+
+        async def shutdown() -> None:
+            try:
+                if await ensure_async(km.is_alive()):
+                    await ensure_async(km.shutdown_kernel(now=True))
+            finally:
+                await ensure_async(km.cleanup_resources())
+                if kc is not None:
+                    kc.stop_channels()
+
         try:
-            if c.km is not None:
-                c._cleanup_kernel()
+            run_sync(shutdown)()
         except Exception:  # the kernel may already be gone; never mask the grade
             pass
-        c.km, c.kc = None, None
 
     def run(self, cell, index: int) -> str | None:
         """Execute one cell; return ``None``, or why it could not finish."""
