@@ -185,7 +185,9 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     below the threshold.
 
     **Clipping.** An SCR with a clipped sample between its onset and 1 s after its peak
-    has its top cut off: its ``clipped`` flag is True and its ``amplitude`` NaN.
+    has its top cut off: its ``clipped`` flag is True and its ``amplitude`` NaN. Clipped
+    samples are those of ``clipped`` and the plateaus at the input's own extremes (a
+    clipped EDA passed directly, not through :func:`decompose`).
 
     Parameters
     ----------
