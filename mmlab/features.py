@@ -24,7 +24,11 @@ sample: NaN, outside the stream, or no audio), ``q_flat``, ``q_clipped`` (fracti
 window), ``q_ok`` (the features are trustworthy) and, for ECG, ``q_sqi`` (mean template
 correlation of the window's beats, :func:`mmlab.bio.ecg.beat_sqi`). Where the data is bad
 (coverage below ``min_coverage``, too few beats or breaths) a feature is NaN and ``q_ok``
-False: nothing is invented.
+False: nothing is invented. EDA windows with more than 1 % clipped samples, or an SCR
+reaching a clipped stretch, get NaN SCR features and ``q_ok`` False (a saturated amplifier
+cuts the responses); ECG beats and SCRs come from detectors that consult signal quality
+(no R-peaks in noise blocks, an SCR threshold above the noise level), so a window of pure
+noise has no beats (NaN HRV) and no SCRs.
 
 **How it is fast.** The expensive work runs once per stream: cleaning, R-peak, SCR,
 breath and pitch detection over the whole recording (:mod:`mmlab.bio`, i.e. neurokit2,
@@ -67,6 +71,7 @@ import pandas as pd
 
 from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import REFERENCE_CLOCK, Clock, Cohort, Recording, Stream
+from mmlab.validate import check_number, check_positive, check_rate
 
 __all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features",
            "reference_features", "compare_tables", "feature_columns", "quality_columns",
@@ -91,9 +96,10 @@ REFERENCE_CONTEXT_S = {"ecg": 5.0, "eda": 60.0, "resp": 60.0}
 def window_grid(t_start: float, t_end: float, window_s: float, step_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Starts and ends of the windows of ``window_s`` seconds every ``step_s`` seconds that
     fit in ``[t_start, t_end]``. Introduced in chapter 13_eda."""
-    for name, v in (("window_s", window_s), ("step_s", step_s)):
-        if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v > 0):
-            raise SignalError(f"{name} must be a positive number of seconds, got {v!r}")
+    window_s = check_positive(window_s, "window_s", unit="seconds")
+    step_s = check_positive(step_s, "step_s", unit="seconds")
+    t_start = check_number(t_start, "t_start", unit="seconds")
+    t_end = check_number(t_end, "t_end", unit="seconds")
     span = t_end - t_start
     if span + 1e-9 < window_s:
         raise SignalError(f"the recording spans {span:.3g} s, shorter than one {window_s:g} s window")
@@ -208,6 +214,9 @@ class _SampledExtractor(_Extractor):
         if not s.is_regular:
             raise SchemaError(f"{self.modality} stream {s.name!r} is irregular; a sampled signal is needed")
         what = f"{self.modality.upper()} stream {s.name!r}"
+        if s.data.ndim == 2 and 0 < s.data.shape[0] < s.data.shape[1]:
+            raise SchemaError(f"{what} has {s.data.shape[1]} channels of {s.data.shape[0]} sample(s): "
+                              "(channels, samples)? a Stream holds (samples, channels); pass data.T")
         x, fs = as_signal(s.data[:, 0] if s.data.ndim == 2 else s.data, s.rate, what,
                           min_rate=self.min_rate, why_rate=self.why_rate, allow_all_nan=True)
         self.stream, self.x, self.fs = s, x, fs
@@ -409,8 +418,20 @@ class EdaWindows(_SampledExtractor):
         self.method = method
         self.amplitude_min = amplitude_min
 
+    #: A window with more than this fraction of clipped samples, or with an SCR reaching a
+    #: clipped stretch, gets NaN SCR features and ``q_ok`` False (cut responses).
+    clip_max = 0.01
+
     def _scr_kwargs(self):
         return {} if self.amplitude_min is None else {"amplitude_min": self.amplitude_min}
+
+    def _load(self) -> np.ndarray:
+        from mmlab.bio import eda
+
+        s = self.streams[0] if len(self.streams) == 1 else None
+        if s is not None:
+            eda.check_units(s.data, f"EDA stream {s.name!r}")
+        return super()._load()
 
     def prepare(self) -> None:
         from mmlab.bio import eda
@@ -419,9 +440,11 @@ class EdaWindows(_SampledExtractor):
         if self.dead:
             return
         self.tonic, phasic = eda.decompose(x, self.fs, method=self.method)
-        scr = eda.detect_scr(phasic, self.fs, **self._scr_kwargs())
+        scr = eda.detect_scr(phasic, self.fs, clipped=self.clipped, **self._scr_kwargs())
         self.t_scr = self._events_ref(scr["peak"].to_numpy())
-        self.c_amp = _csum(scr["amplitude"].to_numpy(dtype=float))
+        self.c_amp = _csum(np.nan_to_num(scr["amplitude"].to_numpy(dtype=float)))
+        self.c_cut = _csum(scr["clipped"].to_numpy(dtype=float))
+        self.threshold = float(scr.attrs["threshold_us"])  # the noise-gated SCR threshold
         ok = np.isfinite(self.tonic)
         self.center = float(np.mean(self.tonic[ok])) if ok.any() else 0.0
         d = np.where(ok, self.tonic - self.center, 0.0)
@@ -442,12 +465,14 @@ class EdaWindows(_SampledExtractor):
         k1 = np.searchsorted(self.t_scr, ends, side="left")
         nscr = (k1 - k0).astype(float)
         p = self.prefix
+        cut = (_range_sum(self.c_cut, k0, k1) > 0) | (out[f"{p}__q_clipped"] > self.clip_max)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"{p}__scl_mean"] = np.where(good, self.center + s1 / cnt, np.nan)
             out[f"{p}__scl_std"] = np.where(good, np.sqrt(np.maximum(s2 / cnt - (s1 / cnt) ** 2, 0.0)), np.nan)
-            out[f"{p}__scr_count"] = np.where(good, nscr, np.nan)
-            out[f"{p}__scr_amp_mean"] = np.where(good & (nscr > 0), _range_sum(self.c_amp, k0, k1) / nscr, np.nan)
-        out[f"{p}__q_ok"] = good & (out[f"{p}__q_flat"] < 0.5)
+            out[f"{p}__scr_count"] = np.where(good & ~cut, nscr, np.nan)
+            out[f"{p}__scr_amp_mean"] = np.where(good & ~cut & (nscr > 0),
+                                                 _range_sum(self.c_amp, k0, k1) / nscr, np.nan)
+        out[f"{p}__q_ok"] = good & ~cut & (out[f"{p}__q_flat"] < 0.5)
         return out
 
     def reference(self, starts, ends):
@@ -458,6 +483,9 @@ class EdaWindows(_SampledExtractor):
         res = {c: np.full(len(starts), np.nan) for c in self.columns()}
         if self.dead:
             return res
+        if not hasattr(self, "threshold"):  # the whole stream's noise gate, as the fast path uses
+            self.prepare()
+        scr_kwargs = {"amplitude_min": self.threshold, "noise_factor": None}
         ctx = REFERENCE_CONTEXT_S["eda"]
         for w, (a, b) in enumerate(zip(starts, ends)):
             seg, lo = self._context_slice(a, b, ctx)
@@ -466,7 +494,7 @@ class EdaWindows(_SampledExtractor):
             with _quiet_nk():
                 cleaned = nk.eda_clean(seg, sampling_rate=self.fs, method="neurokit")
                 comp = nk.eda_phasic(cleaned, sampling_rate=self.fs, method=self.method)
-            scr = eda.detect_scr(comp["EDA_Phasic"].to_numpy(), self.fs, **self._scr_kwargs())
+            scr = eda.detect_scr(comp["EDA_Phasic"].to_numpy(), self.fs, **scr_kwargs)
             j0, j1 = (int(v[0]) - lo for v in self._ranges(np.array([a]), np.array([b])))
             pk = scr["peak"].to_numpy()
             inside = (pk >= j0) & (pk < j1)
@@ -562,15 +590,20 @@ class AudioWindows(_Extractor):
         return np.asarray(p.xs()), np.asarray(p.selected_array["frequency"])
 
     def prepare(self) -> None:
-        from mmlab.bio.quality import check_rate
-
         self.clips = []
         for s in self.streams:
             if not s.is_regular:
                 raise SchemaError(f"audio stream {s.name!r} is irregular; audio needs a sampling rate")
-            fs = check_rate(s.rate, f"audio stream {s.name!r}", 1000.0, "speech needs kHz sampling")
-            x = np.asarray(s.data[:, 0] if s.data.ndim == 2 else s.data, dtype=np.float64)
+            fs = check_rate(s.rate, f"audio stream {s.name!r}", min_rate=1000.0, why="speech needs kHz sampling")
+            raw = s.data[:, 0] if s.data.ndim == 2 else s.data
+            x = np.asarray(raw, dtype=np.float64)
             finite = np.isfinite(x)
+            if np.issubdtype(np.asarray(raw).dtype, np.integer):
+                raise SignalError(f"audio stream {s.name!r}: integer samples ({raw.dtype}) are PCM codes; "
+                                  "convert them with mmlab.voice.pcm_to_float first")
+            if finite.any() and np.max(np.abs(x[finite])) > 1.001:
+                raise SignalError(f"audio stream {s.name!r}: samples reach {np.max(np.abs(x[finite])):.4g}, "
+                                  "outside [-1, 1] (full scale); integer PCM stored as floats?")
             x0 = np.where(finite, x, 0.0)
             t_fr, f0 = self._pitch(x0, fs) if finite.all() else (np.zeros(0), np.zeros(0))
             t_fr_ref = self.clock.to_reference(s.start + t_fr)

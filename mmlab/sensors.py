@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import signal as sps
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_positive, check_rate
 from mmlab.synth.vibration import Bearing, defect_frequencies
 
 __all__ = [
@@ -50,22 +51,11 @@ def bearing_frequencies(shaft_hz: float, bearing: Bearing = Bearing()) -> dict[s
     (default: a 6205 deep-groove ball bearing). The same formulas generate the synthetic
     factory's faults (:func:`mmlab.synth.vibration.defect_frequencies`).
     """
-    if not (isinstance(shaft_hz, (int, float, np.number)) and math.isfinite(shaft_hz) and shaft_hz > 0):
-        raise SignalError(f"bearing_frequencies: shaft speed must be a positive number of Hz, got {shaft_hz!r}")
-    return defect_frequencies(float(shaft_hz), bearing)
+    shaft_hz = check_positive(shaft_hz, "bearing_frequencies: shaft speed", unit="Hz")
+    return defect_frequencies(shaft_hz, bearing)
 
 
 # --------------------------------------------------------------------------- checks
-def _rate(rate, what: str) -> float:
-    try:
-        fs = float(rate)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what}: sampling rate must be a number of Hz, got {rate!r}") from None
-    if not math.isfinite(fs) or fs <= 0:
-        raise SignalError(f"{what}: sampling rate must be a positive number of Hz, got {rate!r}")
-    return fs
-
-
 def check_vibration(x, rate, what: str = "vibration", min_samples: int = 16,
                     allow_nan: bool = False) -> tuple[np.ndarray, float]:
     """One channel of vibration as a float64 array, and its rate, after the input checks.
@@ -85,7 +75,9 @@ def check_vibration(x, rate, what: str = "vibration", min_samples: int = 16,
                 raise SignalError(f"{what}: vibration needs a regular sampling rate")
             rate = x.rate
         x = x.data
-    fs = _rate(rate, what)
+    fs = check_rate(rate, what)
+    if np.asarray(x).dtype.kind in "US":
+        raise SignalError(f"{what}: samples are not numbers (dtype {np.asarray(x).dtype})")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -181,7 +173,9 @@ def windowed_features(x, rate=None, window_s: float = 1.0, step_s: float | None 
     Introduced in chapter 15_images_sensors. Windows of ``window_s`` seconds every
     ``step_s`` (default: no overlap); columns ``t_start`` (seconds from the first sample),
     the features and ``quality``: ``"ok"``, ``"dropout"`` (the window holds NaN samples: its
-    features are NaN) or ``"flat"`` (no variation: kurtosis and skewness NaN).
+    features are NaN), ``"flat"`` (no variation: kurtosis and skewness NaN) or
+    ``"clipped"`` (the window reaches a plateau at the signal's maximum or minimum, at least
+    3 samples long: the sensor saturated, peaks are cut; its features are NaN).
     """
     arr, fs = check_vibration(x, rate, "vibration features", min_samples=2, allow_nan=True)
     n_win = int(round(window_s * fs))
@@ -195,12 +189,34 @@ def windowed_features(x, rate=None, window_s: float = 1.0, step_s: float | None 
     w = np.lib.stride_tricks.sliding_window_view(arr, n_win)[::step]
     holes = ~np.isfinite(w).all(axis=1)
     feats = _moments(np.where(holes[:, None], 0.0, w), axis=1)
+    flat = np.isnan(feats["kurtosis"])
+    rail = _rail_mask(arr)
+    cut = np.lib.stride_tricks.sliding_window_view(rail, n_win)[::step].any(axis=1) & ~holes & ~flat
     df = pd.DataFrame({"t_start": np.arange(len(w)) * step / fs})
     for k in FEATURES:
-        df[k] = np.where(holes, np.nan, feats[k])
-    quality = np.where(holes, "dropout", np.where(np.isnan(feats["kurtosis"]), "flat", "ok"))
+        df[k] = np.where(holes | cut, np.nan, feats[k])
+    quality = np.where(holes, "dropout", np.where(flat, "flat", np.where(cut, "clipped", "ok")))
     df["quality"] = quality
     return df
+
+
+def _rail_mask(x: np.ndarray, min_run: int = 3) -> np.ndarray:
+    """True for samples in runs of at least ``min_run`` at the signal's maximum or minimum:
+    a saturated accelerometer or converter (peaks cut, so crest factor and kurtosis lie)."""
+    ok = np.isfinite(x)
+    if not ok.any():
+        return np.zeros(len(x), dtype=bool)
+    hi, lo = np.max(x[ok]), np.min(x[ok])
+    if hi == lo:
+        return np.zeros(len(x), dtype=bool)
+    at = ok & ((x == hi) | (x == lo))
+    d = np.diff(np.concatenate([[0], at.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    out = np.zeros(len(x) + 1, dtype=np.int32)
+    long = (stops - starts) >= min_run
+    np.add.at(out, starts[long], 1)
+    np.add.at(out, stops[long], -1)
+    return np.cumsum(out[:-1]) > 0
 
 
 # --------------------------------------------------------------------------- envelope

@@ -36,13 +36,15 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_int
 from mmlab.io.text import fix_c1_controls
 
 __all__ = [
     "check_texts", "normalize", "word_tokenize", "subword_tokenize", "load_tokenizer",
-    "make_tfidf", "top_terms", "vader_scores", "load_encoder", "embed", "cosine_similarity",
+    "make_tfidf", "CheckedTfidfVectorizer", "top_terms", "vader_scores", "load_encoder", "embed", "cosine_similarity",
     "VaderFeatures", "MiniLMEmbedder", "VaderRule", "sentiment_models", "evaluate_sentiment",
     "call_transcripts", "EMBEDDING_DIM", "EXAMPLE_REVIEWS",
 ]
@@ -58,10 +60,17 @@ _WORD_ONLY_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 # --------------------------------------------------------------------- input checks
 def _check_text(text: object, where: str = "text") -> str:
-    if isinstance(text, str):
+    if isinstance(text, (str, np.str_)):
+        text = str(text)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start]
+            raise SignalError(
+                f"{where} holds a lone surrogate U+{ord(bad):04X} at character {exc.start}: not valid "
+                "Unicode (half of a UTF-16 pair, or bytes decoded with errors='surrogateescape'); "
+                "repair the decoding, or drop it with text.encode('utf-8', 'replace').decode()") from None
         return text
-    if isinstance(text, np.str_):
-        return str(text)
     kind = type(text).__name__
     hint = " (a missing value?)" if text is None or (isinstance(text, float) and text != text) else ""
     raise SignalError(f"{where} is {kind} {text!r}{hint}; expected a str")
@@ -74,7 +83,7 @@ def check_texts(texts: str | Iterable[str], what: str = "texts") -> list[str]:
     or NaN anywhere raise :class:`~mmlab.errors.SignalError` naming the position.
     """
     if isinstance(texts, (str, np.str_)):
-        return [str(texts)]
+        return [_check_text(texts, what)]
     if texts is None or isinstance(texts, (bytes, int, float, dict)):
         raise SignalError(f"{what}: got {type(texts).__name__} {texts!r}; expected a str or a list of str")
     try:
@@ -158,17 +167,49 @@ def _tfidf_tokens(text: str) -> list[str]:
     return word_tokenize(text, punctuation=False)
 
 
+class CheckedTfidfVectorizer(TfidfVectorizer):
+    """scikit-learn's ``TfidfVectorizer`` whose texts are checked (:func:`check_texts`) and
+    whose empty vocabulary is a clear :class:`~mmlab.errors.SignalError` (chapter 10_text)."""
+
+    def fit_transform(self, raw_documents, y=None):
+        if isinstance(raw_documents, (str, np.str_)):
+            raise SignalError("TF-IDF: expected a list of texts, got one str (wrap it in a list)")
+        docs = check_texts(raw_documents, "TF-IDF texts")
+        if not docs:
+            raise SignalError("TF-IDF: no texts to fit on")
+        try:
+            return super().fit_transform(docs, y)
+        except ValueError as exc:
+            if "empty vocabulary" in str(exc):
+                raise SignalError(f"TF-IDF: the {len(docs)} text(s) hold no words (empty, or only "
+                                  "punctuation and white space); nothing to build a vocabulary from") from None
+            raise
+
+    def fit(self, raw_documents, y=None):
+        self.fit_transform(raw_documents, y)
+        return self
+
+    def transform(self, raw_documents):
+        if isinstance(raw_documents, (str, np.str_)):
+            raise SignalError("TF-IDF: expected a list of texts, got one str (wrap it in a list)")
+        return super().transform(check_texts(raw_documents, "TF-IDF texts"))
+
+
 def make_tfidf(ngram_range: tuple[int, int] = (1, 2), min_df: int | float = 1,
                sublinear_tf: bool = True, **kwargs):
-    """A scikit-learn ``TfidfVectorizer`` using :func:`normalize` and :func:`word_tokenize`.
+    """A scikit-learn ``TfidfVectorizer`` using :func:`normalize` and :func:`word_tokenize`
+    (a :class:`CheckedTfidfVectorizer`: texts that hold no word raise a clear error).
 
     Defaults suit short sentences: unigrams and bigrams, log-scaled term counts
     (``sublinear_tf``), L2-normalised rows. Extra ``kwargs`` go to the vectorizer.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    return TfidfVectorizer(preprocessor=normalize, tokenizer=_tfidf_tokens, token_pattern=None,
-                           lowercase=False, ngram_range=ngram_range, min_df=min_df,
+    if (not isinstance(ngram_range, (tuple, list)) or len(ngram_range) != 2):
+        raise SignalError(f"ngram_range must be a pair (min_n, max_n), got {ngram_range!r}; "
+                          "make_tfidf() builds a vectorizer: pass the texts to its fit_transform")
+    lo = check_int(ngram_range[0], "ngram_range[0]", low=1)
+    hi = check_int(ngram_range[1], "ngram_range[1]", low=lo)
+    return CheckedTfidfVectorizer(preprocessor=normalize, tokenizer=_tfidf_tokens, token_pattern=None,
+                           lowercase=False, ngram_range=(lo, hi), min_df=min_df,
                            sublinear_tf=sublinear_tf, **kwargs)
 
 

@@ -7,8 +7,10 @@ the field's reference), openSMILE (the 88 eGeMAPSv02 functionals of Eyben et al.
 This module adds what they leave to the caller:
 
 * **input checks** (:func:`check_audio`): an array that is empty, not 1-D, holds NaN/inf
-  samples, is shorter than an analysis frame, or comes with an implausible rate raises
-  :class:`~mmlab.errors.SignalError` naming what is wrong, before any library sees it;
+  samples, is shorter than an analysis frame, comes with an implausible rate, holds
+  integer PCM codes (convert them explicitly with :func:`pcm_to_float`) or floats beyond
+  full scale [-1, 1] raises :class:`~mmlab.errors.SignalError` naming what is wrong,
+  before any library sees it;
 * **data problems become flagged NaN features**: silence (the loudest 32 ms frame below
   ``SILENCE_DB`` = -60 dBFS) or no voiced frames give NaN pitch, jitter, shimmer and
   eGeMAPS values with a ``quality`` flag (``"ok"``, ``"silent"``, ``"unvoiced"``,
@@ -38,6 +40,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from mmlab._torch import minibatches, seeded, torch_threads, train_loop
 from mmlab.errors import SignalError
+from mmlab.validate import check_rate as _check_rate
 
 with warnings.catch_warnings():
     # librosa's helpers import tqdm.auto, which warns in notebooks when ipywidgets is
@@ -46,7 +49,7 @@ with warnings.catch_warnings():
     import tqdm.auto  # noqa: F401
 
 __all__ = [
-    "SILENCE_DB", "check_audio", "check_rate", "peak_level_db", "is_silent", "load", "pad_or_trim",
+    "SILENCE_DB", "check_audio", "check_rate", "pcm_to_float", "peak_level_db", "is_silent", "load", "pad_or_trim",
     "frame_times", "stft", "spectrogram", "melspectrogram", "log_mel", "mfcc", "mfcc_summary",
     "pitch_pyin", "pitch_praat", "pitch_summary", "jitter_shimmer", "egemaps", "egemaps_table",
     "vad", "speech_overlap", "MFCCSummary", "mfcc_linear_model",
@@ -61,18 +64,40 @@ _MIN_RATE, _MAX_RATE = 1000.0, 400_000.0
 # ---------------------------------------------------------------------- checks
 def check_rate(sr: float, what: str = "audio") -> int:
     """``sr`` as an int rate in Hz; SignalError when it is not a plausible audio rate."""
-    try:
-        value = float(sr)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what}: sampling rate {sr!r} is not a number (Hz)") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SignalError(f"{what}: sampling rate {sr!r} must be a positive number of Hz")
-    if not _MIN_RATE <= value <= _MAX_RATE:
-        hint = " (given in kHz? rates are in Hz)" if value < _MIN_RATE else ""
-        raise SignalError(f"{what}: sampling rate {value:g} Hz is outside {_MIN_RATE:g}-{_MAX_RATE:g} Hz{hint}")
+    if isinstance(sr, (int, float, np.integer, np.floating)) and 0 < sr < _MIN_RATE:
+        raise SignalError(f"{what}: sampling rate {float(sr):g} Hz is below {_MIN_RATE:g} Hz "
+                          "(given in kHz? rates are in Hz)")
+    value = _check_rate(sr, what, max_rate=_MAX_RATE)
     if abs(value - round(value)) > 1e-6:
         raise SignalError(f"{what}: sampling rate {value} Hz is not a whole number of Hz")
     return int(round(value))
+
+
+def pcm_to_float(x) -> np.ndarray:
+    """Integer PCM samples as float32 in [-1, 1): ``int16 / 32768``, ``int32 / 2**31``,
+    ``uint8`` centred on 128 (WAV's 8-bit layout) and divided by 128.
+
+    The explicit conversion :func:`check_audio` asks for: mmlab's audio functions take a
+    waveform in [-1, 1] (full scale) and refuse integer codes, whose levels would be off by
+    90 dB. Float input is returned as float32 unchanged.
+
+    >>> pcm_to_float(np.array([-32768, 0, 16384], dtype=np.int16))
+    array([-1. ,  0. ,  0.5], dtype=float32)
+    """
+    arr = np.asarray(x)
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        return ((arr.astype(np.float64) - 128.0) / 128.0).astype(np.float32)
+    if not np.issubdtype(arr.dtype, np.signedinteger):
+        raise SignalError(f"pcm_to_float: expected signed integer PCM (int16, int32) or uint8, got {arr.dtype}")
+    bits = 8 * arr.dtype.itemsize
+    return (arr.astype(np.float64) / float(2 ** (bits - 1))).astype(np.float32)
+
+
+#: Float samples may exceed full scale by this much (rounding in a resampler) before
+#: :func:`check_audio` refuses them.
+_FULL_SCALE_TOL = 1e-3
 
 
 def check_audio(x, sr: float, min_samples: int = 1, what: str = "audio") -> np.ndarray:
@@ -80,12 +105,22 @@ def check_audio(x, sr: float, min_samples: int = 1, what: str = "audio") -> np.n
 
     A ``(n, channels)`` array (soundfile's layout) is averaged to mono. Raises
     :class:`~mmlab.errors.SignalError` for an empty or >2-D array, NaN/inf samples (with
-    the time of the first one), fewer than ``min_samples`` samples, or an implausible
-    ``sr`` (see :func:`check_rate`).
+    the time of the first one), fewer than ``min_samples`` samples, an implausible ``sr``
+    (see :func:`check_rate`), integer samples (PCM codes: convert them explicitly with
+    :func:`pcm_to_float`) and float samples outside [-1, 1] (full scale).
     """
     check_rate(sr, what)
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        raw = np.asarray(x)
+    except (TypeError, ValueError):
+        raise SignalError(f"{what}: cannot be read as numbers ({type(x).__name__})") from None
+    if raw.dtype.kind in "US":
+        raise SignalError(f"{what}: cannot be read as numbers (dtype {raw.dtype})")
+    if np.issubdtype(raw.dtype, np.integer) or raw.dtype == np.bool_:
+        raise SignalError(f"{what}: integer samples ({raw.dtype}) are PCM codes, not a waveform in "
+                          "[-1, 1]; convert them explicitly with mmlab.voice.pcm_to_float(x)")
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise SignalError(f"{what}: cannot be read as numbers ({type(x).__name__})") from None
     if arr.ndim == 2 and arr.shape[1] <= 8 and arr.shape[0] > arr.shape[1]:
@@ -99,6 +134,11 @@ def check_audio(x, sr: float, min_samples: int = 1, what: str = "audio") -> np.n
         first = int(np.argmax(bad))
         raise SignalError(f"{what}: {int(bad.sum())} NaN/inf sample(s), the first at {first / float(sr):.3f} s; "
                           "drop or interpolate them first")
+    peak = float(np.max(np.abs(arr)))
+    if peak > 1.0 + _FULL_SCALE_TOL:
+        raise SignalError(f"{what}: samples reach {peak:.4g}, outside [-1, 1] (full scale); integer "
+                          "PCM stored as floats? use mmlab.voice.pcm_to_float on the integers "
+                          "(or divide by 32768 for 16-bit)")
     if arr.size < int(min_samples):
         raise SignalError(f"{what}: {arr.size} samples ({arr.size / float(sr) * 1000:.1f} ms) is too short; "
                           f"need at least {int(min_samples)} ({int(min_samples) / float(sr) * 1000:.1f} ms at {float(sr):g} Hz)")

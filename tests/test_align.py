@@ -474,3 +474,21 @@ def test_coverage_groups_and_irregular_streams():
 def test_errors_are_mmlab_errors():
     with pytest.raises(MMLabError):
         align.xcorr_lag([1, 2, 3], [1, 2, 3], 1.0, max_lag_s=5.0)
+
+
+# ---------------------------------------------- issue 17: no gigabytes by accident
+def test_resample_refuses_absurd_output_sizes():
+    import time
+
+    from mmlab.align.resample import MAX_OUTPUT_VALUES
+
+    s = Stream("wrist_eda", np.ones((4 * 3600, 1)), rate=4.0, modality="eda")
+    t0 = time.perf_counter()
+    with pytest.raises(SignalError, match=r"more than 1e\+08 values.*is the rate in Hz"):
+        align.resample(s, 1e6)
+    assert time.perf_counter() - t0 < 1.0          # refused before allocating anything
+    ibi = Stream("ibi", np.ones((100, 1)), times=np.arange(100.0), modality="ibi")
+    with pytest.raises(SignalError, match="more than 1e\\+08 values"):
+        align.interpolate_irregular(ibi, 1e7)
+    assert MAX_OUTPUT_VALUES == 100_000_000
+    assert align.resample(s, 8.0).n_samples == 8 * 3600   # a sane request still works

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmlab.bio import ecg
-from mmlab.bio.quality import assess, clipped_mask, flat_mask
+from mmlab.bio.quality import SignalWarning, assess, clipped_mask, flat_mask
 from mmlab.errors import SignalError
 from mmlab.synth.physio import simulate_ecg
 
@@ -247,3 +247,65 @@ def test_flat_and_clipped_masks():
     flat = flat_mask(x, 100.0, min_s=0.5)
     assert flat[1000:1600].all() and not flat[:990].any()
     assert not flat_mask(x[:1000], 100.0).any()
+
+
+# ------------------------------------------------------------ issue 17: no invented beats
+@pytest.mark.parametrize("name, make", [
+    ("white noise", lambda r, n: r.standard_normal(n)),
+    ("lead-off 1e-6 noise", lambda r, n: 1e-6 * r.standard_normal(n)),
+    ("int16 +-1 LSB noise", lambda r, n: r.integers(-1, 2, n).astype(np.int16)),
+])
+def test_detect_r_peaks_finds_no_beats_in_noise(name, make):
+    x = make(np.random.default_rng(0), 60 * 500)
+    with pytest.warns(SignalWarning, match="100% of the detected R-peaks"):
+        peaks = ecg.detect_r_peaks(x, 500)
+    assert len(peaks) == 0, name
+
+
+def test_detect_r_peaks_drops_only_the_noisy_blocks():
+    import neurokit2 as nk
+
+    fs = 500
+    x = nk.ecg_simulate(duration=60, sampling_rate=fs, heart_rate=70, noise=0.05, random_state=1)
+    clean_peaks = ecg.detect_r_peaks(x, fs)
+    y = x.copy()
+    y[30 * fs:] = np.random.default_rng(1).standard_normal(30 * fs) * np.std(x)
+    with pytest.warns(SignalWarning, match="dropped"):
+        p = ecg.detect_r_peaks(y, fs)
+    assert np.all(p < 30 * fs)
+    assert ecg.match_peaks(p, clean_peaks[clean_peaks < 29 * fs], fs)["recall"] == 1.0
+
+
+def test_hrv_time_refuses_milliseconds_and_implausible_intervals():
+    with pytest.raises(SignalError, match="milliseconds.*divide by 1000"):
+        ecg.hrv_time([800.0, 810.0, 790.0, 805.0])
+    with pytest.raises(SignalError, match="plausible 0.2-3 s"):
+        ecg.hrv_time([8.0, 8.1, 7.9, 8.0])
+
+
+def test_hrv_frequency_of_constant_rr_is_nan_with_a_flag():
+    f = ecg.hrv_frequency(np.full(200, 0.8))
+    assert f["quality"] == "constant"
+    assert all(np.isnan(f[k]) for k in ("vlf", "lf", "hf", "lf_hf", "lf_nu", "hf_nu"))
+    t = np.cumsum(0.8 + 0.05 * np.sin(2 * np.pi * 0.25 * np.arange(200) * 0.8))
+    assert ecg.hrv_frequency(np.diff(t), t[1:])["quality"] == "ok"
+
+
+@pytest.mark.parametrize("det, ref, tol, match", [
+    ([10, 20], [10, 20], -0.1, "tol_s must be >= 0"),
+    ([10, 20], [10, 20], float("nan"), "tol_s must be a finite number"),
+    ([10.5, 20], [10, 20], 0.1, "whole numbers.*match_times"),
+    ([-3, 20], [10, 20], 0.1, "non-negative"),
+    (["a"], [10], 0.1, "sample indices"),
+])
+def test_match_peaks_validates_tolerance_and_indices(det, ref, tol, match):
+    with pytest.raises(SignalError, match=match):
+        ecg.match_peaks(det, ref, 100, tol_s=tol)
+
+
+def test_match_times_scores_seconds():
+    m = ecg.match_times([1.02, 3.98, 10.0], [1.0, 4.0, 7.0], tol_s=0.1)
+    assert (m["tp"], m["fp"], m["fn"]) == (2, 1, 1)
+    assert m["mean_abs_error_s"] == pytest.approx(0.02)
+    with pytest.raises(SignalError, match="tol_s must be >= 0"):
+        ecg.match_times([1.0], [1.0], tol_s=-1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmlab.bio import eda
-from mmlab.bio.ecg import match_peaks
+from mmlab.bio.ecg import match_times
 from mmlab.errors import SignalError
 from mmlab.synth.physio import scr_response
 
@@ -31,7 +31,7 @@ def planted(fs: float, duration: float = 180.0, tonic: float = 5.0, noise: float
 def test_planted_scrs_are_found_with_their_amplitudes(fs):
     res = eda.process(planted(fs, noise=0.002), fs)
     scr = res.scr
-    m = match_peaks(scr["onset_s"].to_numpy(), ONSETS, 1.0, tol_s=1.0)
+    m = match_times(scr["onset_s"].to_numpy(), ONSETS, tol_s=1.0)
     assert (m["tp"], m["fp"], m["fn"]) == (len(ONSETS), 0, 0), scr
     # amplitudes: the high-pass decomposition and 1 Hz smoothing shave a little off
     assert scr["amplitude"].to_numpy() == pytest.approx(AMPS, rel=0.25)
@@ -74,7 +74,7 @@ def test_agrees_with_neurokit2_on_a_clean_signal():
         _, info = nk.eda_process(x, sampling_rate=fs)
     nk_peaks = np.asarray(info["SCR_Peaks"]) / fs
     nk_amp = np.asarray(info["SCR_Amplitude"])
-    m = match_peaks(ours["peak_s"].to_numpy(), nk_peaks, 1.0, tol_s=0.3)
+    m = match_times(ours["peak_s"].to_numpy(), nk_peaks, tol_s=0.3)
     assert m["f1"] == 1.0, (ours, nk_peaks)
     assert ours["amplitude"].to_numpy() == pytest.approx(nk_amp, rel=0.1)
 
@@ -98,7 +98,7 @@ def test_partly_nan_eda_keeps_the_gap_and_invents_nothing_there():
     on = res.scr["onset_s"].to_numpy()
     assert not np.any((on >= 60) & (on < 100))
     kept = ONSETS[(ONSETS < 55) | (ONSETS > 105)]
-    assert match_peaks(on, kept, 1.0, 1.0)["recall"] == 1.0
+    assert match_times(on, kept, 1.0)["recall"] == 1.0
 
 
 def test_all_nan_too_short_and_wrong_rate_are_errors():
@@ -123,7 +123,10 @@ def test_flat_and_clipped_eda_give_no_invented_scrs():
     clipped = np.minimum(x, 5.05)                  # sensor saturates: the large SCRs are cut
     res = eda.process(clipped, fs)
     assert len(res.scr) <= len(ONSETS)
-    assert np.all(res.scr["amplitude"] <= 0.06)
+    cut = res.scr["clipped"].to_numpy()
+    assert cut.any() and np.isnan(res.scr["amplitude"][cut]).all()   # flagged, size not invented
+    assert np.all(res.scr["amplitude"][~cut] <= 0.06)
+    assert res.summary()["clipped_frac"] > 0 and np.isnan(res.summary()["scr_amp_mean"])
     flat = np.r_[x[: int(60 * fs)], np.full(int(120 * fs), x[int(60 * fs)])]
     res = eda.process(flat, fs)
     assert not np.any(res.scr["onset_s"] > 62)
@@ -141,3 +144,38 @@ def test_stress_predict_wrist_eda(data_dir):
     assert 0.05 < summary["scl_mean"] < 20           # µS: a plausible skin-conductance level
     assert len(res.scr) > 10 and res.scr["amplitude"].min() >= eda.SCR_AMPLITUDE_MIN
     assert np.all(np.diff(res.scr["peak"].to_numpy()) > 0)
+
+
+# ------------------------------------------------------------ issue 17: units, noise, clipping
+@pytest.mark.parametrize("fs, sd", [(4.0, 0.01), (4.0, 0.05), (50.0, 0.05), (700.0, 0.2)])
+def test_two_minutes_of_sensor_noise_give_no_scrs(fs, sd):
+    x = 5.0 + np.random.default_rng(0).normal(0, sd, int(120 * fs))
+    scr = eda.process(x, fs).scr
+    assert len(scr) == 0
+    assert scr.attrs["threshold_us"] > 0.01        # the noise gate raised the threshold
+
+
+def test_noise_gate_keeps_planted_scrs_in_moderate_noise():
+    res = eda.process(planted(50.0, noise=0.05), 50.0)
+    assert match_times(res.scr["onset_s"].to_numpy(), ONSETS, tol_s=1.0)["recall"] == 1.0
+
+
+@pytest.mark.parametrize("x, match", [
+    ((planted(4.0) * 1000).astype(np.int16), "integer samples .*ADC counts"),
+    (planted(4.0) - 6.0, "negative skin conductance"),
+    (planted(4.0) * 1e3, "above the plausible 0-100 µS"),
+])
+def test_eda_units_are_checked(x, match):
+    with pytest.raises(SignalError, match=match):
+        eda.process(x, 4.0)
+
+
+def test_eda_clipped_at_the_80th_percentile_is_flagged():
+    fs = 50.0
+    x = planted(fs)
+    res = eda.process(np.minimum(x, np.percentile(x, 80)), fs)
+    assert res.clipped_frac > 0.1
+    assert res.scr["clipped"].any()
+    assert res.summary()["clipped_frac"] > 0.1 and np.isnan(res.summary()["scr_count"])
+    good = eda.process(x, fs).summary()
+    assert good["clipped_frac"] == 0 and good["scr_count"] == len(ONSETS)

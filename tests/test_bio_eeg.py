@@ -206,3 +206,13 @@ def test_eegmmidb_subject1_motor_imagery(data_dir):
     print(f"eegmmidb S001 imagined left vs right fist, CSP(4)+LDA: {res}")
     # measured 0.707 (chance 0.511) with this seed; the floor leaves room for library changes
     assert res.mean > 0.60
+
+
+def test_channels_by_samples_is_refused_not_read_as_1600_channels():
+    x, _ = _sine_in_noise(seconds=6.4)
+    wrong = x.T                                       # (4 channels, 1600 samples)
+    with pytest.raises(SignalError, match=r"looks like \(channels, samples\).*data\.T"):
+        eeg.check_eeg(wrong, FS)
+    with pytest.raises(SignalError, match=r"looks like \(channels, samples\)"):
+        eeg.to_raw(wrong, FS, ["C3", "C4", "Cz", "Pz"])
+    assert eeg.check_eeg(wrong.T, FS)[0].shape == (1600, 4)

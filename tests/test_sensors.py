@@ -149,3 +149,13 @@ def test_bad_input_raises_signal_error():
         S.spectrum(Stream("v", x[:50], "vibration", times=np.arange(50) / 10.0))
     flat = S.time_features(np.zeros(100))
     assert flat["rms"] == 0 and np.isnan(flat["crest_factor"]) and np.isnan(flat["kurtosis"])
+
+
+def test_windowed_features_flag_a_saturated_sensor():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(4000)
+    x[2000:3000] *= 4.0
+    x = np.clip(x, -3.0, 3.0)                   # the sensor saturates in the loud second
+    df = S.windowed_features(x, rate=1000.0, window_s=1.0)
+    assert list(df["quality"]) == ["ok", "ok", "clipped", "ok"]
+    assert df.loc[2, list(S.FEATURES)].isna().all()

@@ -207,3 +207,23 @@ def test_repeated_splits_average_and_report_spread():
     assert same.accuracy[0] == same.majority[0] == 0.75
     with pytest.raises(SignalError, match="n_splits"):
         T.evaluate_sentiment(texts, labels, n_splits=0)
+
+
+# ------------------------------------------------ issue 17: clear errors, not tracebacks
+@pytest.mark.parametrize("call", [T.word_tokenize, T.normalize, T.subword_tokenize, T.embed])
+def test_lone_surrogates_are_a_clear_error(call):
+    with pytest.raises(SignalError, match=r"lone surrogate U\+D800 at character 3"):
+        call("abc\ud800def")
+
+
+def test_tfidf_of_texts_without_words_is_a_clear_error():
+    with pytest.raises(SignalError, match="hold no words"):
+        T.make_tfidf().fit_transform([""])
+    with pytest.raises(SignalError, match="hold no words"):
+        T.make_tfidf().fit(["  ", "?!"])
+    with pytest.raises(SignalError, match="ngram_range must be a pair"):
+        T.make_tfidf([""])
+    with pytest.raises(SignalError, match="one str"):
+        T.make_tfidf().fit_transform("just one text")
+    X = T.make_tfidf().fit_transform(["", "a real text"])      # one empty text among others is fine
+    assert X.shape[0] == 2 and X[0].nnz == 0

@@ -31,7 +31,7 @@ def test_check_audio_rejects_bad_waveforms(bad, match):
 
 
 @pytest.mark.parametrize("sr, match", [(0, "positive"), (16, "kHz"), (float("nan"), "positive"),
-                                       ("fast", "not a number"), (8000.5, "whole number")])
+                                       ("fast", "must be a number"), (8000.5, "whole number")])
 def test_check_rate_names_the_problem(sr, match):
     with pytest.raises(SignalError, match=match):
         V.check_rate(sr)
@@ -242,3 +242,29 @@ def test_fsdd_mfcc_linear_baseline_on_the_official_test_split(data_dir):
     model.fit([c for c, m in zip(clips, train) if m], table.label[train])
     acc = model.score([c for c, m in zip(clips, ~train) if m], table.label[~train])
     assert acc >= 0.9  # measured 0.947
+
+
+# ------------------------------------------------------ issue 17: PCM and full scale
+def test_integer_pcm_is_refused_with_the_conversion_named():
+    tone = 0.25 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR)
+    pcm = np.round(tone * 32767).astype(np.int16)
+    with pytest.raises(SignalError, match="integer samples .*pcm_to_float"):
+        V.peak_level_db(pcm, SR)
+    level = V.peak_level_db(V.pcm_to_float(pcm), SR)
+    assert level == pytest.approx(20 * np.log10(0.25 / np.sqrt(2)), abs=0.05)   # -15.05 dBFS
+
+
+def test_floats_beyond_full_scale_are_refused():
+    with pytest.raises(SignalError, match="outside \\[-1, 1\\]"):
+        V.peak_level_db(np.full(SR, 300.0), SR)
+
+
+def test_a_quiet_clip_is_silent_once_converted():
+    quiet = np.random.default_rng(0).integers(-2, 3, SR).astype(np.int16)   # +-2 LSB
+    assert V.is_silent(V.pcm_to_float(quiet), SR)
+    assert V.peak_level_db(V.pcm_to_float(quiet), SR) < -80
+
+
+def test_pcm_to_float_scales_each_integer_type():
+    assert V.pcm_to_float(np.array([-2 ** 31], dtype=np.int32))[0] == -1.0
+    assert V.pcm_to_float(np.array([128, 255], dtype=np.uint8)).tolist() == [0.0, 127 / 128]

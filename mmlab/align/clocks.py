@@ -39,6 +39,7 @@ from scipy.signal import correlate, correlation_lags, find_peaks
 from mmlab.align.resample import median_interval, resample
 from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import Clock, Recording, Stream
+from mmlab.validate import check_positive
 
 __all__ = ["Lag", "jolt_times", "event_offset", "tap_offset", "xcorr_curve", "xcorr_lag",
            "xcorr_offset", "offset_track", "fit_drift", "estimate_clock", "to_reference", "align_recording",
@@ -61,16 +62,6 @@ def _parabolic(y_m1: float, y0: float, y_p1: float) -> float:
     if not np.isfinite(den) or den >= 0:
         return 0.0
     return float(np.clip(0.5 * (y_m1 - y_p1) / den, -0.5, 0.5))
-
-
-def _positive(value, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what} must be a positive number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise SignalError(f"{what} must be a positive number, got {value!r}")
-    return v
 
 
 def _nominal_rate(stream: Stream) -> float:
@@ -120,7 +111,7 @@ def jolt_times(stream: Stream, *, start: float | None = None, end: float | None 
     rate = stream.rate
     jerk = np.diff(x, axis=0) * rate
     energy = np.nan_to_num(np.sum(jerk * jerk, axis=1), nan=0.0)
-    sigma_s = max(0.025, 1.0 / rate) if smooth_s is None else _positive(smooth_s, "smooth_s")
+    sigma_s = max(0.025, 1.0 / rate) if smooth_s is None else check_positive(smooth_s, "smooth_s")
     env = gaussian_filter1d(energy, sigma=sigma_s * rate, mode="constant")
     floor = max(threshold * float(np.median(env)), min_relative * float(env.max()))
     if not env.max() > 0 or env.max() < threshold * float(np.median(env)):
@@ -144,7 +135,7 @@ def event_offset(ref_times, other_times, *, max_offset_s: float, tolerance_s: fl
     """
     r = np.asarray(ref_times, dtype=float).reshape(-1)
     o = np.asarray(other_times, dtype=float).reshape(-1)
-    max_offset_s, tolerance_s = _positive(max_offset_s, "max_offset_s"), _positive(tolerance_s, "tolerance_s")
+    max_offset_s, tolerance_s = check_positive(max_offset_s, "max_offset_s"), check_positive(tolerance_s, "tolerance_s")
     if len(r) == 0 or len(o) == 0:
         raise SignalError(f"need events from both devices, got {len(r)} (reference) and {len(o)} (other)")
     if not (np.all(np.isfinite(r)) and np.all(np.isfinite(o))):
@@ -174,7 +165,7 @@ def tap_offset(ref: Stream, other: Stream, *, start: float, end: float, max_offs
     ``other`` within ``max_offset_s`` more on each side, then pairs them with
     :func:`event_offset`. ``jolt_options`` go to :func:`jolt_times`.
     """
-    max_offset_s = _positive(max_offset_s, "max_offset_s")
+    max_offset_s = check_positive(max_offset_s, "max_offset_s")
     a = jolt_times(ref, start=start, end=end, **jolt_options)
     b = jolt_times(other, start=start - max_offset_s, end=end + max_offset_s, **jolt_options)
     for s, found, lo, hi in ((ref, a, start, end), (other, b, start - max_offset_s, end + max_offset_s)):
@@ -192,8 +183,8 @@ def xcorr_curve(x, y, rate: float, max_lag_s: float) -> tuple[np.ndarray, np.nda
     overlapping valid pairs at each lag (NaN where fewer than a quarter of the samples
     overlap), and a peak at a positive lag means ``y`` is late.
     """
-    rate = _positive(rate, "rate")
-    max_lag_s = _positive(max_lag_s, "max_lag_s")
+    rate = check_positive(rate, "rate")
+    max_lag_s = check_positive(max_lag_s, "max_lag_s")
     x = np.asarray(x, dtype=float).reshape(-1)
     y = np.asarray(y, dtype=float).reshape(-1)
     if len(x) != len(y):
@@ -317,9 +308,9 @@ def xcorr_offset(ref: Stream, other: Stream, *, max_lag_s: float, around_s: floa
     """
     if transform not in _TRANSFORMS:
         raise SignalError(f"transform must be one of {list(_TRANSFORMS)}, got {transform!r}")
-    max_lag_s = _positive(max_lag_s, "max_lag_s")
+    max_lag_s = check_positive(max_lag_s, "max_lag_s")
     around_s = float(around_s)
-    rate = min(_nominal_rate(ref), _nominal_rate(other)) if rate is None else _positive(rate, "rate")
+    rate = min(_nominal_rate(ref), _nominal_rate(other)) if rate is None else check_positive(rate, "rate")
     ref_end = ref.end if ref.is_regular else float(ref.times[-1])
     oth_end = other.end if other.is_regular else float(other.times[-1])
     a = max(ref.start, other.start - around_s, -np.inf if start is None else float(start))
@@ -355,8 +346,8 @@ def offset_track(ref: Stream, other: Stream, *, segment_s: float, max_lag_s: flo
     that cannot be measured (a dropout, a flat stretch, a peak on the edge) keep NaN and
     the reason, instead of a made-up number.
     """
-    segment_s = _positive(segment_s, "segment_s")
-    step_s = segment_s if step_s is None else _positive(step_s, "step_s")
+    segment_s = check_positive(segment_s, "segment_s")
+    step_s = segment_s if step_s is None else check_positive(step_s, "step_s")
     ref_end = ref.end if ref.is_regular else float(ref.times[-1])
     oth_end = other.end if other.is_regular else float(other.times[-1])
     lo = max(ref.start, other.start - around_s) if start is None else float(start)
@@ -367,7 +358,7 @@ def offset_track(ref: Stream, other: Stream, *, segment_s: float, max_lag_s: flo
     n = int(math.floor((hi - lo - segment_s) / step_s + 1e-9)) + 1
     # resample once (anti-aliased, each on its own grid); segments then only cut
     rate = xcorr_options.pop("rate", None)
-    rate = min(_nominal_rate(ref), _nominal_rate(other)) if rate is None else _positive(rate, "rate")
+    rate = min(_nominal_rate(ref), _nominal_rate(other)) if rate is None else check_positive(rate, "rate")
     pad = max_lag_s + 2.0 / rate
     ref = resample(ref, rate, start=_snap(ref, lo - pad, rate), end=hi + pad)
     other = resample(other, rate, start=_snap(other, lo + around_s - pad, rate), end=hi + around_s + pad)
@@ -551,7 +542,7 @@ def _fit_slots(times, rate, name: str) -> tuple[np.ndarray, float, float]:
         raise SignalError(f"{name}: need at least 3 timestamps, got {len(t)}")
     if not np.all(np.isfinite(t)):
         raise SignalError(f"{name}: timestamps contain NaN or inf")
-    dt = 1.0 / _positive(rate, "rate") if rate is not None else float(np.median(np.diff(t)))
+    dt = 1.0 / check_positive(rate, "rate") if rate is not None else float(np.median(np.diff(t)))
     if not dt > 0:
         raise SignalError(f"{name}: the median interval is {dt!r} s; timestamps must mostly increase")
     idx = _slot_index(t, dt, name)  # checks for big steps back; slots good for a short stretch

@@ -31,20 +31,27 @@ from scipy.interpolate import CubicSpline
 from scipy.signal import firwin, resample_poly
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_rate
 from mmlab.recording import Recording, Stream
 
 __all__ = ["resample", "interpolate_irregular", "common_grid", "grid_times",
-           "rational_ratio", "median_interval"]
+           "rational_ratio", "median_interval", "MAX_OUTPUT_VALUES"]
+
+#: The most values (samples x channels) a resampled stream may hold: 1e8 float64 values
+#: are 800 MB. A request beyond it is almost always a rate in the wrong unit (1e6 Hz for a
+#: 4 Hz wristband), so :func:`resample` refuses it instead of allocating gigabytes.
+MAX_OUTPUT_VALUES = 100_000_000
 
 
-def _check_rate(rate, what: str = "rate") -> float:
-    try:
-        r = float(rate)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what} must be a positive number of Hz, got {rate!r}") from None
-    if not math.isfinite(r) or r <= 0:
-        raise SignalError(f"{what} must be a positive number of Hz, got {rate!r}")
-    return r
+def _guard_size(stream: Stream, rate: float, s: float, e: float) -> None:
+    n_out = math.ceil((e - s) * rate - 1e-9)
+    n_ch = int(np.prod(stream.data.shape[1:])) if stream.data.ndim > 1 else 1
+    if n_out * max(n_ch, 1) > MAX_OUTPUT_VALUES:
+        raise SignalError(
+            f"stream {stream.name!r}: resampling {e - s:.4g} s to {rate:g} Hz would make {n_out:.3g} "
+            f"samples x {n_ch} channel(s), more than {MAX_OUTPUT_VALUES:.0e} values "
+            f"({8 * n_out * n_ch / 1e9:.3g} GB); is the rate in Hz? (resample a shorter span with "
+            "start=/end=, or raise mmlab.align.resample.MAX_OUTPUT_VALUES)")
 
 
 def _float_data(stream: Stream) -> np.ndarray:
@@ -76,7 +83,7 @@ def rational_ratio(new_rate: float, old_rate: float, max_denominator: int = 1000
     ``(1, 1)`` (the best ratio with small numbers); :func:`resample` interpolates the
     remaining 12 ppm onto the exact grid.
     """
-    new_rate, old_rate = _check_rate(new_rate, "new rate"), _check_rate(old_rate, "old rate")
+    new_rate, old_rate = check_rate(new_rate, "new rate"), check_rate(old_rate, "old rate")
     f = Fraction(new_rate / old_rate).limit_denominator(max_denominator)
     if f.numerator == 0:  # a huge downsampling factor: at least one output sample
         f = Fraction(1, max_denominator)
@@ -96,7 +103,7 @@ def _polyphase_filter(up: int, down: int) -> np.ndarray:
 
 def grid_times(rate: float, start: float, end: float) -> np.ndarray:
     """The grid ``start + k / rate`` for every ``k`` with ``start + k / rate < end``."""
-    rate = _check_rate(rate)
+    rate = check_rate(rate, "rate")
     if not (math.isfinite(start) and math.isfinite(end)):
         raise SignalError(f"grid span must be finite, got start={start!r}, end={end!r}")
     n = max(int(math.ceil((end - start) * rate - 1e-9)), 0)
@@ -129,10 +136,11 @@ def resample(stream: Stream, rate: float, *, start: float | None = None, end: fl
     touching a NaN input sample, are NaN: dropouts stay dropouts and nothing is
     extrapolated. Integer data come back as float64.
     """
-    rate = _check_rate(rate)
+    rate = check_rate(rate, "rate")
     if not stream.is_regular:
         return interpolate_irregular(stream, rate, start=start, end=end)
     s, e = _span(stream, rate, start, end)
+    _guard_size(stream, rate, s, e)
     x = _float_data(stream)
     n, n_ch = x.shape
     t_in = stream.timestamps()
@@ -142,7 +150,9 @@ def resample(stream: Stream, rate: float, *, start: float | None = None, end: fl
     if n == 0 or len(t_out) == 0:
         return stream.replace(data=out, rate=rate, start=s)
     if n < 2:
-        raise SignalError(f"stream {stream.name!r}: one sample cannot be resampled")
+        hint = (f" ({n_ch} channels of one sample: (channels, samples)? a Stream holds "
+                "(samples, channels); pass data.T)") if n_ch > 1 else ""
+        raise SignalError(f"stream {stream.name!r}: one sample cannot be resampled{hint}")
     # NaN runs are bridged by straight lines for the filter, then blanked again below
     filled = x.copy()
     idx = np.arange(n)
@@ -191,7 +201,7 @@ def interpolate_irregular(stream: Stream, rate: float, *, start: float | None = 
     next to a NaN value are NaN. There is no anti-aliasing here: irregular samples have no
     Nyquist frequency; choose a grid at least as fine as the typical interval.
     """
-    rate = _check_rate(rate)
+    rate = check_rate(rate, "rate")
     if stream.is_regular:
         raise SignalError(f"stream {stream.name!r} is regular ({stream.rate:g} Hz): use resample()")
     if method not in ("linear", "previous"):
@@ -204,6 +214,7 @@ def interpolate_irregular(stream: Stream, rate: float, *, start: float | None = 
     if not gap > 0:
         raise SignalError(f"max_gap_s must be > 0, got {max_gap_s!r}")
     s, e = _span(stream, rate, start, end)
+    _guard_size(stream, rate, s, e)
     t_out = grid_times(rate, s, e)
     out = np.full((len(t_out), x.shape[1]), np.nan)
     # the sample at or before each grid point, and the one after

@@ -25,6 +25,7 @@ import pandas as pd
 
 from mmlab.align._intervals import covered_length, merge
 from mmlab.errors import SignalError
+from mmlab.validate import check_option, check_positive
 from mmlab.recording import Recording
 
 __all__ = ["LABEL_RULES", "window_table", "window_labels"]
@@ -32,16 +33,6 @@ __all__ = ["LABEL_RULES", "window_table", "window_labels"]
 #: The label rules :func:`window_table` accepts.
 LABEL_RULES = ("majority", "centre", "any", "pure")
 _EPS = 1e-9
-
-
-def _check_positive(value, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what} must be a positive number of seconds, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise SignalError(f"{what} must be a positive number of seconds, got {value!r}")
-    return v
 
 
 def window_labels(annotations: pd.DataFrame, starts, ends, label_rule: str = "majority",
@@ -52,8 +43,7 @@ def window_labels(annotations: pd.DataFrame, starts, ends, label_rule: str = "ma
     ``kind=None`` uses every row. Returns ``(labels, fractions)``: the label (``""`` for
     none) and the fraction of the window its annotations cover.
     """
-    if label_rule not in LABEL_RULES:
-        raise SignalError(f"label_rule must be one of {list(LABEL_RULES)}, got {label_rule!r}")
+    check_option(label_rule, "label_rule", LABEL_RULES)
     a = np.asarray(starts, dtype=float)
     b = np.asarray(ends, dtype=float)
     rows = annotations if kind is None else annotations[annotations["kind"] == kind]
@@ -129,8 +119,8 @@ def window_table(recording: Recording, window_s: float, step_s: float | None = N
 
     >>> window_table(rec, 60, 30, label_rule="majority")  # doctest: +SKIP
     """
-    window_s = _check_positive(window_s, "window_s")
-    step_s = window_s if step_s is None else _check_positive(step_s, "step_s")
+    window_s = check_positive(window_s, "window_s", unit="seconds")
+    step_s = window_s if step_s is None else check_positive(step_s, "step_s", unit="seconds")
     rows = recording.phases(kind)
     if start is None or end is None:
         if rows.empty:

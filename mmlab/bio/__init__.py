@@ -9,8 +9,10 @@
 
 What the wrappers add to the libraries: one :class:`~mmlab.errors.SignalError` naming the
 problem for input no method can process (wrong rate, too short, all NaN, flat ECG),
-detectors that skip dropouts instead of inventing events in them, and amplitude floors
-where a library's relative threshold finds events in noise. Importing this package is
+detectors that skip dropouts instead of inventing events in them, detectors that consult
+signal quality (no R-peaks, SCRs or breaths in noise or a lead-off trace), unit checks
+where a plausible range exists (RR in seconds, EDA in µS), and amplitude floors where a
+library's relative threshold finds events in noise. Importing this package is
 cheap: neurokit2, biosppy and MNE are imported by the functions that use them.
 """
 

@@ -28,12 +28,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from mmlab.bio.quality import (as_signal, clipped_mask, flat_mask, segment_failure,
+from mmlab.bio.quality import (SignalWarning, as_signal, clipped_mask, flat_mask, segment_failure,
                                mask_runs)
 from mmlab.errors import SignalError
+from mmlab.validate import check_number, check_rate
 
 __all__ = ["DETECTORS", "MIN_RATE_HZ", "clean", "detect_r_peaks", "rr_intervals", "hrv_time",
-           "rr_psd", "hrv_frequency", "beat_sqi", "quality", "match_peaks", "valid_mask", "HRV_BANDS"]
+           "rr_psd", "hrv_frequency", "beat_sqi", "quality", "match_peaks", "match_times", "valid_mask",
+           "HRV_BANDS", "SQI_MIN", "SQI_BLOCK_S", "RR_PLAUSIBLE_S"]
 
 #: The lowest sampling rate we accept for an ECG: the QRS complex lasts ~100 ms, and
 #: R-peak timing to a few ms needs at least 100 samples per second.
@@ -50,6 +52,21 @@ _NK_DETECTORS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "
 _BIOSPPY_DETECTORS = {"biosppy-hamilton": "hamilton_segmenter", "biosppy-engzee": "engzee_segmenter"}
 #: Detector names accepted by :func:`detect_r_peaks`.
 DETECTORS = _NK_DETECTORS + tuple(_BIOSPPY_DETECTORS)
+
+#: Detected beats are judged in blocks of this many seconds (the last, shorter block joins
+#: the one before): a block whose beats do not look like the signal's median beat holds
+#: no ECG (noise, a lead off) and gives no R-peaks.
+SQI_BLOCK_S = 10.0
+#: The lowest mean template correlation (:func:`beat_sqi`) of a block's beats for its
+#: R-peaks to be kept. Clean and noisy-but-real ECGs score above 0.9; detections on white
+#: noise, a lead-off trace or ADC quantisation noise score about 0.3.
+SQI_MIN = 0.5
+#: The lowest excess kurtosis of a block's filtered signal for its R-peaks to be kept
+#: (kSQI, the kurtosis index of Li et al. 2008 and neurokit2: Gaussian noise has 0, the
+#: peaky QRS complexes of an ECG give several units).
+KURTOSIS_MIN = 1.0
+#: Plausible RR intervals in seconds (300 to 20 bpm).
+RR_PLAUSIBLE_S = (0.2, 3.0)
 
 #: Frequency bands of HRV in Hz (Task Force 1996).
 HRV_BANDS = {"vlf": (0.0033, 0.04), "lf": (0.04, 0.15), "hf": (0.15, 0.4)}
@@ -143,10 +160,65 @@ def _to_r_wave(x: np.ndarray, peaks: np.ndarray, fs: float, tol_s: float = 0.05)
     return np.unique(idx[np.arange(len(peaks)), np.argmax(x[idx], axis=1)])
 
 
+def _peakiness(seg: np.ndarray) -> float:
+    """Excess kurtosis of the finite samples (0 for Gaussian noise; an ECG's sharp QRS
+    complexes make it several units)."""
+    v = seg[np.isfinite(seg)]
+    if len(v) < 4:
+        return np.nan
+    v = v - v.mean()
+    m2 = float(np.mean(v * v))
+    return float(np.mean(v ** 4) / (m2 * m2) - 3.0) if m2 > 0 else np.nan
+
+
+def _gate(peaks: np.ndarray, filtered: np.ndarray, fs: float) -> np.ndarray:
+    """The peaks of the :data:`SQI_BLOCK_S` blocks whose beats look like ECG beats.
+
+    Each beat is correlated with the median beat of the whole signal (:func:`beat_sqi` on
+    the detector's filtered signal); a block keeps its peaks when the mean correlation of
+    its beats reaches :data:`SQI_MIN`, the block holds at least one beat per 3 s, and its
+    filtered signal is peaky (excess kurtosis >= :data:`KURTOSIS_MIN`). A block none of whose beats can be judged (too
+    close to a gap or an end) follows the whole signal's verdict. Dropped peaks are
+    reported with a :class:`~mmlab.bio.quality.SignalWarning` naming the fraction.
+    """
+    if len(peaks) == 0:
+        return peaks
+    sqi = beat_sqi(filtered, fs, peaks, cleaned=True, checked=True)
+    # the kurtosis ignores 1 s at each end of every valid stretch (filter transients)
+    interior = np.full(len(filtered), np.nan)
+    w = int(round(fs))
+    for a, b in mask_runs(np.isfinite(filtered), 2 * w + 1):
+        interior[a + w:b - w] = filtered[a + w:b - w]
+    overall = float(np.nanmean(sqi)) if np.isfinite(sqi).any() else np.nan
+    block_len = SQI_BLOCK_S * fs
+    n_blocks = max(int(len(filtered) // block_len), 1)
+    block = np.minimum((peaks // block_len).astype(np.int64), n_blocks - 1)
+    keep = np.zeros(len(peaks), dtype=bool)
+    for b in np.unique(block):
+        inside = block == b
+        s = sqi[inside]
+        score = float(np.nanmean(s)) if np.isfinite(s).any() else overall
+        # fewer beats than the slowest plausible heart rate gives is not an ECG either
+        span_s = (len(filtered) - b * block_len if b == n_blocks - 1 else block_len) / fs
+        enough = inside.sum() >= max(2, int(span_s / RR_PLAUSIBLE_S[1]))
+        seg = interior[int(b * block_len): int(b * block_len + span_s * fs)]
+        kurt = _peakiness(seg)
+        keep[inside] = bool(enough and np.isfinite(score) and score >= SQI_MIN
+                            and not kurt < KURTOSIS_MIN)  # a block of edges only: SQI decides
+    if not keep.all():
+        frac = 1.0 - keep.mean()
+        warnings.warn(f"ECG: {frac:.0%} of the detected R-peaks ({int((~keep).sum())} of {len(peaks)}) "
+                      f"dropped: their {SQI_BLOCK_S:g} s blocks do not look like an ECG (mean beat "
+                      f"template correlation below {SQI_MIN:g}; noise or a lead off?)",
+                      SignalWarning, stacklevel=3)
+    return peaks[keep]
+
+
 def _detect(x: np.ndarray, fs: float, method: str,
-            ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            ok: np.ndarray | None = None, gate: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(peaks, filtered)`` over the valid stretches of a checked signal (``ok``: finite
-    and not flat, if already known)."""
+    and not flat, if already known); with ``gate``, only peaks in blocks that look like an
+    ECG (:func:`_gate`)."""
     if method not in DETECTORS:
         raise SignalError(f"unknown R-peak detector {method!r}; choose one of {', '.join(DETECTORS)}")
     found = []
@@ -165,7 +237,10 @@ def _detect(x: np.ndarray, fs: float, method: str,
         p = p[(p >= 0) & (p < b - a)]
         found.append(p + a)
     peaks = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
-    return peaks.astype(np.int64), filtered
+    peaks = peaks.astype(np.int64)
+    if gate:
+        peaks = _gate(peaks, filtered, fs)
+    return peaks, filtered
 
 
 def detect_r_peaks(ecg, fs, method: str = "neurokit") -> np.ndarray:
@@ -178,10 +253,13 @@ def detect_r_peaks(ecg, fs, method: str = "neurokit") -> np.ndarray:
     ``biosppy.signals.ecg.ecg``. NaN gaps and flat stretches are skipped: no beat is ever
     reported inside them.
 
-    The detector consults signal quality: in every ``SQI_BLOCK_S`` (10 s) block the beats
-    are correlated with the signal's median beat, and a block scoring below ``SQI_MIN``
-    (white noise, a lead-off trace, converter noise: no physiological content) gives no
-    R-peaks, with a :class:`~mmlab.bio.quality.SignalWarning` naming the fraction dropped.
+    The detector consults signal quality: in every :data:`SQI_BLOCK_S` (10 s) block the
+    beats are correlated with the signal's median beat; a block scoring below
+    :data:`SQI_MIN`, with fewer beats than 20 bpm gives, or whose filtered signal is not
+    peaky (excess kurtosis below :data:`KURTOSIS_MIN`) holds no physiological content
+    (white noise, a lead-off trace, converter noise, an ECG clipped over its QRS tops) and
+    gives no R-peaks, with a :class:`~mmlab.bio.quality.SignalWarning` naming the fraction
+    dropped.
 
     Parameters
     ----------
@@ -232,8 +310,6 @@ def rr_intervals(peaks, fs, valid: np.ndarray | None = None) -> np.ndarray:
     e.g. :func:`valid_mask`), an interval that spans an invalid sample (a dropout, a flat
     or clipped stretch) is NaN: it may hide missed beats, so it must not enter HRV.
     """
-    from mmlab.bio.quality import check_rate
-
     fs = check_rate(fs, "RR intervals")
     p = np.asarray(peaks)
     if p.ndim != 1:
@@ -254,6 +330,34 @@ def rr_intervals(peaks, fs, valid: np.ndarray | None = None) -> np.ndarray:
     return rr
 
 
+def _rr_ms(rr_s, what: str) -> np.ndarray:
+    """RR intervals in seconds -> milliseconds, after checking they are seconds.
+
+    Raises :class:`SignalError` for non-positive intervals and for a median outside
+    :data:`RR_PLAUSIBLE_S` (0.2-3 s), with a hint when the values look like milliseconds.
+    """
+    if np.asarray(rr_s).dtype.kind in "USb":
+        raise SignalError(f"{what}: RR intervals must be numbers (seconds), got dtype {np.asarray(rr_s).dtype}")
+    try:
+        rr = np.asarray(rr_s, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise SignalError(f"{what}: RR intervals must be numbers (seconds), got {type(rr_s).__name__}") from None
+    rr = np.where(np.isfinite(rr), rr, np.nan)
+    ok = np.isfinite(rr)
+    if ok.any():
+        if np.any(rr[ok] <= 0):
+            raise SignalError(f"{what}: RR intervals must be positive")
+        med = float(np.median(rr[ok]))
+        lo, hi = RR_PLAUSIBLE_S
+        if med > 200.0:
+            raise SignalError(f"{what}: RR intervals must be in seconds; the median {med:g} looks like "
+                              "milliseconds (divide by 1000)")
+        if not lo <= med <= hi:
+            raise SignalError(f"{what}: median RR interval {med:g} s is outside the plausible "
+                              f"{lo:g}-{hi:g} s ({60 / hi:g}-{60 / lo:g} bpm); are these RR intervals in seconds?")
+    return rr * 1000.0
+
+
 def hrv_time(rr_s) -> dict:
     """Time-domain HRV from RR intervals in seconds (NaN = invalid interval).
 
@@ -262,16 +366,16 @@ def hrv_time(rr_s) -> dict:
     ``pnn50`` (%), following neurokit2's ``hrv_time``: successive differences are taken only
     between two valid neighbouring intervals, and pNN50 divides the count of differences
     above 50 ms by the number of differences plus one. Fewer than 3 valid intervals give NaN.
+    Intervals must be in seconds: non-positive ones, or a median outside
+    :data:`RR_PLAUSIBLE_S` (e.g. milliseconds), raise :class:`SignalError`.
     """
-    rr = np.asarray(rr_s, dtype=float).ravel() * 1000.0
+    rr = _rr_ms(rr_s, "hrv_time")
     ok = np.isfinite(rr)
     n = int(ok.sum())
     out = {"n_intervals": n, "hr_mean": np.nan, "mean_nn": np.nan, "sdnn": np.nan,
            "rmssd": np.nan, "pnn50": np.nan}
     if n < 3:
         return out
-    if np.any(rr[ok] <= 0):
-        raise SignalError("RR intervals must be positive")
     v = rr[ok]
     d = np.diff(rr)
     d = d[np.isfinite(d)]
@@ -306,7 +410,7 @@ def rr_psd(rr_s, times_s=None, method: str = "welch", interp_hz: float = 4.0,
 
     if method not in ("welch", "lomb"):
         raise SignalError(f"hrv_frequency: method must be 'welch' or 'lomb', got {method!r}")
-    rr = np.asarray(rr_s, dtype=float).ravel() * 1000.0
+    rr = _rr_ms(rr_s, "hrv_frequency")
     if times_s is None:
         if np.isnan(rr).any():
             raise SignalError("hrv_frequency: RR intervals contain NaN; pass times_s (e.g. peaks[1:] / fs)")
@@ -342,9 +446,16 @@ def hrv_frequency(rr_s, times_s=None, method: str = "welch", **kwargs) -> dict:
     Introduced in chapter 12_ecg_hrv. The spectrum comes from :func:`rr_psd` (``method``
     ``"welch"`` or ``"lomb"``; keyword arguments go there). Returns ``vlf``, ``lf``, ``hf``
     (ms²), ``lf_hf``, ``lf_nu`` and ``hf_nu`` (% of LF+HF), and the peak frequencies
-    ``lf_peak_hz`` and ``hf_peak_hz`` (the latter usually the breathing rate).
+    ``lf_peak_hz`` and ``hf_peak_hz`` (the latter usually the breathing rate), and
+    ``quality``: ``"ok"``, or ``"constant"`` when the valid intervals do not vary (a
+    metronome, a pacemaker, a simulated fixed rate) — then every band power and ratio is
+    NaN, not the ~1e-27 ms² of rounding error a spectrum would report.
     """
     f, psd = rr_psd(rr_s, times_s, method=method, **kwargs)
+    rr = _rr_ms(rr_s, "hrv_frequency")
+    if np.nanstd(rr) < 1e-6:  # ms: no variability at all
+        return {"vlf": np.nan, "lf": np.nan, "hf": np.nan, "lf_hf": np.nan, "lf_nu": np.nan,
+                "hf_nu": np.nan, "lf_peak_hz": np.nan, "hf_peak_hz": np.nan, "quality": "constant"}
     df = float(np.mean(np.diff(f)))
     out = {}
     peaks = {}
@@ -357,6 +468,7 @@ def hrv_frequency(rr_s, times_s=None, method: str = "welch", **kwargs) -> dict:
     out["lf_nu"] = 100.0 * lf / (lf + hf) if lf + hf > 0 else np.nan
     out["hf_nu"] = 100.0 * hf / (lf + hf) if lf + hf > 0 else np.nan
     out["lf_peak_hz"], out["hf_peak_hz"] = peaks["lf"], peaks["hf"]
+    out["quality"] = "ok"
     return out
 
 
@@ -370,19 +482,19 @@ def _beat_matrix(x: np.ndarray, peaks: np.ndarray, fs: float, before_s: float, a
 
 
 def beat_sqi(ecg, fs, peaks, before_s: float = 0.2, after_s: float = 0.4,
-             cleaned: bool = False) -> np.ndarray:
+             cleaned: bool = False, checked: bool = False) -> np.ndarray:
     """Template-correlation quality of each beat, in [-1, 1] (NaN where it cannot be judged).
 
     Introduced in chapter 12_ecg_hrv. Each beat (``before_s`` before to ``after_s`` after its
     R-peak, on the cleaned ECG) is correlated with the median beat of the whole signal, the
     idea of Orphanidou et al. (2015) and of neurokit2's ``templatematch`` quality: clean
     beats score above 0.9, noise and artefacts low. Beats too close to the ends or to a NaN
-    gap get NaN.
+    gap get NaN. (``checked``: ``ecg`` is already a float array from the input checks.)
     """
-    x, fs = _ecg(ecg, fs)
+    x, fs = (ecg, fs) if checked else _ecg(ecg, fs)
     if not cleaned:
         x = clean(x, fs)
-    p = np.asarray(peaks, dtype=np.int64).ravel()
+    p = _indices(peaks, "peaks")
     if len(p) == 0:
         return np.zeros(0)
     seg = _beat_matrix(x, p, fs, before_s, after_s)
@@ -412,7 +524,7 @@ def quality(ecg, fs, peaks=None, method: str = "template"):
     x, fs = _ecg(ecg, fs)
     if peaks is None:
         peaks = detect_r_peaks(x, fs)
-    peaks = np.asarray(peaks, dtype=np.int64)
+    peaks = _indices(peaks, "ECG quality: peaks")
     if method == "template":
         sqi = beat_sqi(x, fs, peaks)
         return float(np.nanmean(sqi)) if np.isfinite(sqi).any() else np.nan
@@ -433,21 +545,31 @@ def quality(ecg, fs, peaks=None, method: str = "template"):
     return q if isinstance(q, str) else float(np.nanmean(q))
 
 
-def match_peaks(detected, reference, fs, tol_s: float = 0.15) -> dict:
-    """Score detected beats against reference beats (both sample indices at rate ``fs``).
+def _indices(values, what: str) -> np.ndarray:
+    """Sample indices as int64: whole, non-negative numbers; SignalError otherwise."""
+    try:
+        a = np.asarray(values)
+    except Exception:
+        raise SignalError(f"{what} must be sample indices (non-negative whole numbers)") from None
+    a = a.ravel()
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise SignalError(f"{what} must be sample indices (non-negative whole numbers), got dtype {a.dtype}")
+    f = a.astype(float)
+    if not np.all(np.isfinite(f)):
+        raise SignalError(f"{what} must be sample indices; got NaN or inf")
+    if np.any(f != np.round(f)):
+        i = int(np.flatnonzero(f != np.round(f))[0])
+        raise SignalError(f"{what} must be sample indices (whole numbers), got {a[i]!r}; for times in "
+                          "seconds use match_times")
+    if np.any(f < 0):
+        raise SignalError(f"{what} must be non-negative sample indices, got {a[int(np.argmax(f < 0))]!r}")
+    return f.astype(np.int64)
 
-    Introduced in chapter 12_ecg_hrv. Each detection matches at most one reference beat
-    within ``tol_s`` (±150 ms is the usual convention, as in ``wfdb.processing``'s
-    comparison) and vice versa, closest pairs first. Returns ``tp``, ``fp``, ``fn``,
-    ``precision``, ``recall``, ``f1`` and ``mean_abs_error_s`` (of the matched pairs);
-    a ratio with a zero denominator is NaN.
-    """
-    from mmlab.bio.quality import check_rate
 
-    fs = check_rate(fs, "match_peaks")
-    det = np.sort(np.asarray(detected, dtype=float).ravel())
-    ref = np.sort(np.asarray(reference, dtype=float).ravel())
-    tol = float(tol_s) * fs
+def _match(det: np.ndarray, ref: np.ndarray, tol: float) -> tuple[int, list]:
+    """One-to-one matching of sorted ``det`` to sorted ``ref`` within ``tol``, closest first."""
     pairs = []
     if len(det) and len(ref):
         j = np.searchsorted(det, ref)
@@ -469,12 +591,57 @@ def match_peaks(detected, reference, fs, tol_s: float = 0.15) -> dict:
             if not used_r[r] and not used_d[d]:
                 used_r[r] = used_d[d] = True
                 tp += 1
-                err.append(dist / fs)
-    fp, fn = len(det) - tp, len(ref) - tp
+                err.append(dist)
+    return tp, err
+
+
+def _scores(n_det: int, n_ref: int, tp: int, err_s: list) -> dict:
+    fp, fn = n_det - tp, n_ref - tp
 
     def ratio(a, b):
         return a / b if b else np.nan
 
     return {"tp": tp, "fp": fp, "fn": fn, "precision": ratio(tp, tp + fp),
             "recall": ratio(tp, tp + fn), "f1": ratio(2 * tp, 2 * tp + fp + fn),
-            "mean_abs_error_s": float(np.mean(err)) if err else np.nan}
+            "mean_abs_error_s": float(np.mean(err_s)) if err_s else np.nan}
+
+
+def match_peaks(detected, reference, fs, tol_s: float = 0.15) -> dict:
+    """Score detected beats against reference beats (both sample indices at rate ``fs``).
+
+    Introduced in chapter 12_ecg_hrv. Each detection matches at most one reference beat
+    within ``tol_s`` (±150 ms is the usual convention, as in ``wfdb.processing``'s
+    comparison) and vice versa, closest pairs first. Returns ``tp``, ``fp``, ``fn``,
+    ``precision``, ``recall``, ``f1`` and ``mean_abs_error_s`` (of the matched pairs);
+    a ratio with a zero denominator is NaN. Indices must be non-negative whole numbers
+    and ``tol_s`` a finite number >= 0 (:class:`SignalError` otherwise); to score event
+    times in seconds use :func:`match_times`.
+    """
+    fs = check_rate(fs, "match_peaks")
+    tol_s = check_number(tol_s, "match_peaks: tol_s", low=0.0, unit="seconds")
+    det = np.sort(_indices(detected, "match_peaks: detected").astype(float))
+    ref = np.sort(_indices(reference, "match_peaks: reference").astype(float))
+    tp, err = _match(det, ref, tol_s * fs)
+    return _scores(len(det), len(ref), tp, [e / fs for e in err])
+
+
+def match_times(detected_s, reference_s, tol_s: float = 0.15) -> dict:
+    """Score detected event times against reference times, both in seconds.
+
+    Introduced in chapter 13_eda (SCR onsets, breaths). The same one-to-one matching and
+    scores as :func:`match_peaks`; times must be finite numbers and ``tol_s`` a finite
+    number >= 0.
+    """
+    tol_s = check_number(tol_s, "match_times: tol_s", low=0.0, unit="seconds")
+    out = []
+    for name, v in (("detected_s", detected_s), ("reference_s", reference_s)):
+        try:
+            a = np.asarray(v, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise SignalError(f"match_times: {name} must be times in seconds (numbers)") from None
+        if not np.all(np.isfinite(a)):
+            raise SignalError(f"match_times: {name} holds NaN or inf; drop them first")
+        out.append(np.sort(a))
+    det, ref = out
+    tp, err = _match(det, ref, tol_s)
+    return _scores(len(det), len(ref), tp, err)

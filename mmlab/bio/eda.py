@@ -32,11 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mmlab.bio.quality import as_signal, mask_runs
+from mmlab.bio.quality import as_signal, clipped_mask, flat_mask, mask_runs
 from mmlab.errors import SignalError
+from mmlab.validate import check_positive
 
-__all__ = ["MIN_RATE_HZ", "MIN_DURATION_S", "SCR_AMPLITUDE_MIN", "PHASIC_METHODS", "clean",
-           "decompose", "detect_scr", "process", "EdaResult"]
+__all__ = ["MIN_RATE_HZ", "MIN_DURATION_S", "SCR_AMPLITUDE_MIN", "PHASIC_METHODS", "EDA_RANGE_US",
+           "NOISE_FACTOR", "check_units", "clean", "decompose", "detect_scr", "process", "EdaResult"]
 
 #: The lowest sampling rate accepted: SCRs rise over 1-3 s, so 1 sample per second is the floor.
 MIN_RATE_HZ = 1.0
@@ -46,11 +47,44 @@ MIN_DURATION_S = 10.0
 SCR_AMPLITUDE_MIN = 0.01
 #: Decomposition methods passed to neurokit2's ``eda_phasic``.
 PHASIC_METHODS = ("highpass", "smoothmedian", "cvxeda", "sparseda")
+#: Plausible skin conductance in µS: skin never conducts negatively, and a median above
+#: 100 µS is not skin (raw converter counts, or nanosiemens).
+EDA_RANGE_US = (0.0, 100.0)
+#: An SCR must rise by at least this many times the signal's noise level (the robust SD of
+#: the smoothed phasic signal above 0.5 Hz, where responses have little energy): peaks of
+#: smoothed white noise reach about 8-14 times it, planted SCRs in the tests 20-1000 times.
+NOISE_FACTOR = 15.0
 #: Valid stretches shorter than this are left NaN by :func:`clean` and :func:`decompose`.
 SEGMENT_MIN_S = 4.0
 
 
+def check_units(x, what: str = "EDA") -> None:
+    """Raise :class:`SignalError` unless ``x`` looks like skin conductance in µS.
+
+    Introduced in chapter 13_eda. Integer samples are raw converter (ADC) counts, not µS;
+    negative conductance does not exist (an offset, or a phasic signal passed as EDA); a
+    median above 100 µS is not skin. NaN samples are ignored.
+    """
+    arr = np.asarray(x)
+    if np.issubdtype(arr.dtype, np.integer):
+        raise SignalError(f"{what}: integer samples ({arr.dtype}) look like raw ADC counts, not µS; "
+                          "convert them with the device's transfer function first")
+    v = np.asarray(arr, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return
+    lo, hi = EDA_RANGE_US
+    if v.min() < lo - 0.01:
+        raise SignalError(f"{what}: negative skin conductance ({v.min():.3g} µS at the lowest); EDA must be "
+                          "in µS from 0 (an offset? a phasic component passed as EDA?)")
+    med = float(np.median(v))
+    if med > hi:
+        raise SignalError(f"{what}: median {med:.4g} is above the plausible {lo:g}-{hi:g} µS; raw ADC "
+                          "counts or nS? convert to µS first")
+
+
 def _eda(x, fs, what="EDA"):
+    check_units(x, what)
     return as_signal(x, fs, what, min_rate=MIN_RATE_HZ, min_duration_s=MIN_DURATION_S,
                      why_rate="skin-conductance responses last a few seconds")
 
@@ -112,11 +146,26 @@ def decompose(eda, fs, method: str = "highpass", cleaned: bool = False) -> tuple
     return tonic, phasic
 
 
-_SCR_COLUMNS = ["onset", "peak", "onset_s", "peak_s", "amplitude", "rise_time_s"]
+_SCR_COLUMNS = ["onset", "peak", "onset_s", "peak_s", "amplitude", "rise_time_s", "clipped"]
+
+
+def _noise_level(segments: list[np.ndarray], fs: float) -> float:
+    """Robust SD (1.4826 MAD) of the smoothed phasic signal above 0.5 Hz (0 below 2 Hz)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    if fs < 2.0:
+        return 0.0
+    sos = butter(2, min(0.5, 0.4 * fs / 2), btype="highpass", output="sos", fs=fs)
+    res = [sosfiltfilt(sos, seg) for seg in segments if len(seg) > 15]
+    if not res:
+        return 0.0
+    r = np.concatenate(res)
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
 
 
 def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s: float = 4.0,
-               smooth_hz: float | None = 1.0) -> pd.DataFrame:
+               smooth_hz: float | None = 1.0, clipped=None,
+               noise_factor: float | None = NOISE_FACTOR) -> pd.DataFrame:
     """Skin-conductance responses in a phasic EDA signal; one row per SCR.
 
     Introduced in chapter 13_eda. The phasic signal is first smoothed by a zero-phase
@@ -136,7 +185,9 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     below the threshold.
 
     **Clipping.** An SCR with a clipped sample between its onset and 1 s after its peak
-    has its top cut off: its ``clipped`` flag is True and its ``amplitude`` NaN.
+    has its top cut off: its ``clipped`` flag is True and its ``amplitude`` NaN. Clipped
+    samples are those of ``clipped`` and the plateaus at the input's own extremes (a
+    clipped EDA passed directly, not through :func:`decompose`).
 
     Parameters
     ----------
@@ -184,12 +235,25 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
     >>> len(detect_scr(np.zeros(1200), 20.0))
     0
     """
-    from scipy.signal import find_peaks
+    from scipy.signal import find_peaks, sosfiltfilt
 
-    x, fs = as_signal(phasic, fs, "phasic EDA", min_rate=MIN_RATE_HZ,
+    if np.issubdtype(np.asarray(phasic).dtype, np.integer):
+        raise SignalError(f"phasic EDA: integer samples ({np.asarray(phasic).dtype}) look like raw ADC "
+                          "counts, not µS; convert them first")
+    x, fs = as_signal(phasic, fs, "phasic EDA", min_rate=MIN_RATE_HZ, min_duration_s=MIN_DURATION_S,
                       why_rate="skin-conductance responses last a few seconds")
-    if not (np.isfinite(amplitude_min) and amplitude_min > 0):
-        raise SignalError(f"amplitude_min must be a positive number of µS, got {amplitude_min!r}")
+    if np.isfinite(x).any() and np.nanmedian(np.abs(x)) > EDA_RANGE_US[1]:
+        raise SignalError(f"phasic EDA: median magnitude {np.nanmedian(np.abs(x)):.4g} is above "
+                          f"{EDA_RANGE_US[1]:g} µS; raw ADC counts or nS? convert to µS first")
+    amplitude_min = check_positive(amplitude_min, "amplitude_min", unit="µS")
+    # a plateau at the input's own extremes (a clipped signal passed directly) counts too
+    own = clipped_mask(x, fs) & ~flat_mask(x, fs, 10.0) if np.isfinite(x).any() else np.zeros(len(x), bool)
+    if clipped is None:
+        clipped = own
+    else:
+        clipped = np.asarray(clipped, dtype=bool).ravel()
+        if len(clipped) == len(x):
+            clipped = clipped | own
     onsets, peaks = [], []
     back = max(int(round(2 * max_rise_s * fs)), 1)
     sos = None
@@ -197,14 +261,17 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
         from scipy.signal import butter
 
         sos = butter(2, smooth_hz, btype="lowpass", output="sos", fs=fs)
-    for a, b in mask_runs(np.isfinite(x), 3):
+    runs = mask_runs(np.isfinite(x), 3)
+    for a, b in runs:
+        if sos is not None and b - a > 15:
+            x[a:b] = sosfiltfilt(sos, x[a:b])
+    noise = _noise_level([x[a:b] for a, b in runs], fs)
+    threshold = amplitude_min
+    if noise_factor is not None:
+        threshold = max(amplitude_min, check_positive(noise_factor, "noise_factor") * noise)
+    for a, b in runs:
         seg = x[a:b]
-        if sos is not None and len(seg) > 15:
-            from scipy.signal import sosfiltfilt
-
-            seg = sosfiltfilt(sos, seg)
-            x[a:b] = seg
-        pk, _ = find_peaks(seg, prominence=amplitude_min)
+        pk, _ = find_peaks(seg, prominence=threshold)
         if len(pk) == 0:
             continue
         lo = np.maximum(np.concatenate([[0], pk[:-1]]), pk - back)
@@ -213,16 +280,28 @@ def detect_scr(phasic, fs, amplitude_min: float = SCR_AMPLITUDE_MIN, max_rise_s:
             w = seg[lo[k]:pk[k] + 1]
             on[k] = lo[k] + len(w) - 1 - int(np.argmin(w[::-1]))  # the last lowest sample
         amp = seg[pk] - seg[on]
-        keep = (amp >= amplitude_min) & (on < pk) & (pk - on <= max_rise_s * fs)
+        keep = (amp >= threshold) & (on < pk) & (pk - on <= max_rise_s * fs)
         onsets.append(on[keep] + a)
         peaks.append(pk[keep] + a)
-    if not peaks:
-        return pd.DataFrame({c: pd.Series(dtype=float if c not in ("onset", "peak") else np.int64)
-                             for c in _SCR_COLUMNS})
-    on = np.concatenate(onsets)
-    pk = np.concatenate(peaks)
-    return pd.DataFrame({"onset": on, "peak": pk, "onset_s": on / fs, "peak_s": pk / fs,
-                         "amplitude": x[pk] - x[on], "rise_time_s": (pk - on) / fs})
+    dtypes = {"onset": np.int64, "peak": np.int64, "clipped": bool}
+    if not peaks or not sum(len(p) for p in peaks):
+        out = pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in _SCR_COLUMNS})
+    else:
+        on = np.concatenate(onsets)
+        pk = np.concatenate(peaks)
+        cut = np.zeros(len(pk), dtype=bool)
+        if clipped is not None:
+            mask = np.asarray(clipped, dtype=bool).ravel()
+            if len(mask) != len(x):
+                raise SignalError(f"detect_scr: clipped mask has {len(mask)} samples, the signal {len(x)}")
+            cum = np.concatenate([[0], np.cumsum(mask)])
+            stop = np.minimum(pk + int(round(fs)) + 1, len(x))
+            cut = (cum[stop] - cum[on]) > 0
+        amp = np.where(cut, np.nan, x[pk] - x[on])
+        out = pd.DataFrame({"onset": on, "peak": pk, "onset_s": on / fs, "peak_s": pk / fs,
+                            "amplitude": amp, "rise_time_s": (pk - on) / fs, "clipped": cut})
+    out.attrs.update(noise_us=noise, threshold_us=threshold)
+    return out
 
 
 @dataclass
@@ -234,27 +313,43 @@ class EdaResult:
     phasic: np.ndarray
     scr: pd.DataFrame
     method: str
+    clipped_frac: float = 0.0
 
     @property
     def duration_s(self) -> float:
         return len(self.tonic) / self.fs
 
     def summary(self) -> dict:
-        """SCL mean (µS), SCL slope (µS/min), SCR count, SCRs per minute, mean SCR amplitude (µS)."""
+        """SCL mean (µS), SCL slope (µS/min), SCR count, SCRs per minute, mean SCR amplitude
+        (µS) and ``clipped_frac`` (the fraction of samples stuck at the amplifier's rail).
+        When an SCR reached a clipped stretch the SCR figures are NaN (cut responses can
+        merge or vanish, so neither their count nor their size can be trusted)."""
         t = np.arange(len(self.tonic)) / self.fs
         ok = np.isfinite(self.tonic)
         slope = float(np.polyfit(t[ok], self.tonic[ok], 1)[0] * 60) if ok.sum() > 2 else np.nan
         valid_min = ok.sum() / self.fs / 60
         n = len(self.scr)
-        return {"scl_mean": float(np.nanmean(self.tonic)) if ok.any() else np.nan,
-                "scl_slope": slope, "scr_count": n,
-                "scr_per_min": n / valid_min if valid_min > 0 else np.nan,
-                "scr_amp_mean": float(self.scr["amplitude"].mean()) if n else np.nan}
+        cut = bool(self.scr["clipped"].any()) if "clipped" in self.scr else False
+        out = {"scl_mean": float(np.nanmean(self.tonic)) if ok.any() else np.nan,
+               "scl_slope": slope, "scr_count": n,
+               "scr_per_min": n / valid_min if valid_min > 0 else np.nan,
+               "scr_amp_mean": float(self.scr["amplitude"].mean()) if n else np.nan,
+               "clipped_frac": float(self.clipped_frac)}
+        if cut:
+            out.update(scr_count=np.nan, scr_per_min=np.nan, scr_amp_mean=np.nan)
+        return out
 
 
 def process(eda, fs, method: str = "highpass", amplitude_min: float = SCR_AMPLITUDE_MIN) -> EdaResult:
-    """Clean, decompose and detect SCRs in one call (chapter 13_eda)."""
+    """Clean, decompose and detect SCRs in one call (chapter 13_eda).
+
+    The units are checked (:func:`check_units`); samples stuck at the signal's extremes
+    (a saturated amplifier, :func:`mmlab.bio.quality.clipped_mask`) flag the SCRs that
+    reach them (see :func:`detect_scr`) and give ``clipped_frac``.
+    """
     x, fs = _eda(eda, fs)
+    clip = clipped_mask(x, fs) & ~flat_mask(x, fs, 10.0) if np.isfinite(x).any() else np.zeros(len(x), bool)
     tonic, phasic = decompose(x, fs, method=method)
-    scr = detect_scr(phasic, fs, amplitude_min=amplitude_min)
-    return EdaResult(fs=fs, tonic=tonic, phasic=phasic, scr=scr, method=method)
+    scr = detect_scr(phasic, fs, amplitude_min=amplitude_min, clipped=clip)
+    return EdaResult(fs=fs, tonic=tonic, phasic=phasic, scr=scr, method=method,
+                     clipped_frac=float(clip.mean()))

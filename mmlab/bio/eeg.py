@@ -38,6 +38,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from mmlab.errors import SignalError
 from mmlab.io.eeg import standard_montage_name
+from mmlab.validate import check_rate
 
 __all__ = [
     "BANDS", "check_eeg", "to_raw", "recording_to_raw", "bandpass", "notch",
@@ -54,18 +55,16 @@ BANDS: dict[str, tuple[float, float]] = {
     "gamma": (30.0, 45.0),
 }
 
+#: The lowest EEG sampling rate :func:`check_eeg` accepts: the classic rhythms reach the
+#: beta band (13-30 Hz); below 32 Hz not even the alpha band (8-13 Hz) survives filtering.
+MIN_RATE_HZ = 32.0
+
+#: The largest median absolute deviation (V) of an EEG channel accepted by :func:`check_eeg`:
+#: scalp EEG varies by tens of µV; 1 mV typical variation means the data are not in volts.
+MAX_SPREAD_V = 1e-3
+
 
 # --------------------------------------------------------------------------- checks
-def _check_rate(rate, what: str) -> float:
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what}: sampling rate must be a number of Hz, got {rate!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SignalError(f"{what}: sampling rate must be a positive number of Hz, got {rate!r}")
-    return value
-
-
 def _check_below_nyquist(freq: float, rate: float, what: str, purpose: str) -> None:
     if freq >= rate / 2:
         raise SignalError(f"{what} sampled at {rate:g} Hz cannot carry {freq:g} Hz ({purpose}): "
@@ -77,12 +76,22 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
     """Validate EEG samples ``(n_samples, n_channels)`` and their rate; return ``(float64, rate)``.
 
     Introduced in chapter 14_eeg. 1-D input is one channel. Raises
-    :class:`~mmlab.errors.SignalError` when the rate is not a positive number, when there
-    are fewer than ``min_samples`` samples, when any sample is NaN or infinite (naming the
-    channels), or when a channel is flat (constant: a disconnected electrode, or a
-    re-referenced copy of the reference itself).
+    :class:`~mmlab.errors.SignalError` when the rate is not a positive number or is below
+    :data:`MIN_RATE_HZ` (32 Hz); when there are fewer than ``min_samples`` samples; when
+    the samples are not numbers, are integers (ADC counts) or vary by more than
+    :data:`MAX_SPREAD_V` (not volts); when the array has more channels than samples (it is
+    then almost surely ``(channels, samples)``: pass ``data.T``); when any sample is NaN
+    or infinite (naming the channels); or when a channel is flat (constant: a disconnected
+    electrode, or a re-referenced copy of the reference itself).
     """
-    rate = _check_rate(rate, what)
+    rate = check_rate(rate, what, min_rate=MIN_RATE_HZ,
+                      why="EEG rhythms up to the beta band need at least 32 samples per second")
+    dtype = np.asarray(data).dtype
+    if dtype.kind in "US":
+        raise SignalError(f"{what}: samples are not numbers (dtype {dtype})")
+    if dtype.kind in "iub":
+        raise SignalError(f"{what}: integer samples ({dtype}) look like ADC counts; "
+                          "EEG must be in volts (float): scale the counts by the amplifier's resolution")
     try:
         x = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -92,18 +101,31 @@ def check_eeg(data, rate, channels: Sequence[str] | None = None, what: str = "EE
     if x.ndim != 2:
         raise SignalError(f"{what}: expected samples x channels (2-D), got shape {x.shape}")
     names = list(channels) if channels is not None else [f"ch{i}" for i in range(x.shape[1])]
+    transposed = (f"{what}: shape {x.shape} looks like (channels, samples): read as mmlab's "
+                  f"(samples, channels) it would be {x.shape[1]} channels of {x.shape[0]} samples; "
+                  "pass data.T")
     if len(names) != x.shape[1]:
+        if len(names) == x.shape[0]:
+            raise SignalError(transposed)
         raise SignalError(f"{what}: {len(names)} channel names for {x.shape[1]} channels")
     if x.shape[0] < max(int(min_samples), 2):
         raise SignalError(f"{what}: too short: {x.shape[0]} samples at {rate:g} Hz "
                           f"({x.shape[0] / rate:.3g} s); this needs at least {max(int(min_samples), 2)} "
                           f"samples ({max(int(min_samples), 2) / rate:.3g} s)")
+    if x.shape[1] > x.shape[0]:
+        raise SignalError(transposed)
     bad = ~np.isfinite(x)
     if bad.any():
         cols = [names[i] for i in np.flatnonzero(bad.any(axis=0))]
         raise SignalError(f"{what}: {int(bad.sum())} NaN or infinite samples in channel(s) "
                           f"{', '.join(cols[:8])}{' ...' if len(cols) > 8 else ''}; "
                           "interpolate or drop them (or the channel) first")
+    spread = np.median(np.abs(x - np.median(x, axis=0)), axis=0)
+    if np.any(spread > MAX_SPREAD_V):
+        cols = [names[i] for i in np.flatnonzero(spread > MAX_SPREAD_V)]
+        raise SignalError(f"{what}: channel(s) {', '.join(cols[:8])} vary by {spread.max():.3g} (median "
+                          f"absolute deviation), more than {MAX_SPREAD_V:g} V: EEG must be in volts; "
+                          "microvolts? multiply by 1e-6")
     flat = np.ptp(x, axis=0) == 0
     if flat.any():
         cols = [names[i] for i in np.flatnonzero(flat)]
@@ -348,8 +370,10 @@ def band_power(x, rate: float, bands=None, method: str = "welch", relative: bool
     """
     from mne.time_frequency import psd_array_multitaper, psd_array_welch
 
-    fs = _check_rate(rate, what)
+    fs = check_rate(rate, what)
     b = _bands(bands)
+    if np.asarray(x).dtype.kind in "US":
+        raise SignalError(f"{what}: samples are not numbers (dtype {np.asarray(x).dtype})")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0 or x.shape[-1] < 2:
         raise SignalError(f"{what}: too short for band power: shape {x.shape} (time is the last axis)")
@@ -377,10 +401,12 @@ def band_power(x, rate: float, bands=None, method: str = "welch", relative: bool
     df = float(freqs[1] - freqs[0])
     out = np.stack([psd[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1) * df
                     for lo, hi in b.values()], axis=-1)
+    flat = (np.ptp(x, axis=-1) == 0)[..., None]   # a constant: rounding error, not power
+    out = np.where(flat, 0.0, out)
     if relative:
         total = psd[..., (freqs >= lo_all) & (freqs < hi_all)].sum(axis=-1, keepdims=True) * df
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(total > 0, out / np.where(total > 0, total, 1.0), np.nan)
+            out = np.where((total > 0) & ~flat, out / np.where(total > 0, total, 1.0), np.nan)
     return out, list(b)
 
 

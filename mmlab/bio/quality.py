@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmlab.errors import SignalError
+from mmlab.validate import check_rate as _check_rate
 
 __all__ = ["SignalWarning", "SHORT_SEGMENT_S", "segment_failure", "as_signal", "check_rate", "finite_runs", "mask_runs", "flat_mask", "clipped_mask",
            "usable_mask", "SignalReport", "assess"]
@@ -51,17 +52,11 @@ def segment_failure(what: str, failure: Exception, a: int, b: int, fs: float) ->
 
 
 def check_rate(fs, what: str = "signal", min_rate: float | None = None, why: str = "") -> float:
-    """``fs`` as a float; :class:`SignalError` unless it is a finite number > 0 (and >= ``min_rate``)."""
-    try:
-        rate = float(fs)
-    except (TypeError, ValueError):
-        raise SignalError(f"{what}: sampling rate must be a number of Hz, got {fs!r}") from None
-    if not math.isfinite(rate) or rate <= 0:
-        raise SignalError(f"{what}: sampling rate must be a positive number of Hz, got {fs!r}")
-    if min_rate is not None and rate < min_rate:
-        reason = f" ({why})" if why else ""
-        raise SignalError(f"{what} sampled at {rate:g} Hz: this needs at least {min_rate:g} Hz{reason}")
-    return rate
+    """``fs`` as a float; :class:`SignalError` unless it is a finite number > 0 (and >= ``min_rate``).
+
+    Kept for its positional signature; the check itself is :func:`mmlab.validate.check_rate`.
+    """
+    return _check_rate(fs, what, min_rate=min_rate, why=why)
 
 
 def as_signal(x, fs, what: str = "signal", min_rate: float | None = None,
