@@ -90,6 +90,11 @@ def _jsonable(value: Any) -> Any:
 MAX_DRIFT_PPM = 1e5
 
 
+#: What :func:`mmlab.align.fit_drift` and :func:`mmlab.align.estimate_clock` return beside
+#: a clock: how well the line fits (``rmse_s``), how many lags it used, the lag track.
+FIT_DIAGNOSTICS = ("rmse_s", "n_used", "n", "track")
+
+
 @dataclass(frozen=True)
 class Clock:
     """A device clock against the reference clock: the one clock model of mmlab.
@@ -140,18 +145,29 @@ class Clock:
         """A Clock from ``{"offset_s", "drift_ppm", "jitter_s"}`` (missing keys are 0).
 
         Also accepts a :class:`Clock`, an ``(offset_s, drift_ppm)`` pair or a lone offset,
-        as :func:`mmlab.align.align_recording` does. Unknown keys and non-numbers raise
-        :class:`~mmlab.errors.SchemaError` naming ``device``.
+        as :func:`mmlab.align.align_recording` does. The fit diagnostics that
+        :func:`mmlab.align.fit_drift` and :func:`mmlab.align.estimate_clock` return beside
+        the clock (:data:`FIT_DIAGNOSTICS`) are ignored, so their result can be passed on
+        as it is. Any other key, and non-numbers, raise :class:`~mmlab.errors.SchemaError`
+        naming ``device``.
+
+        >>> Clock.from_mapping({"offset_s": 2.0, "drift_ppm": 50.0, "rmse_s": 0.01})
+        Clock(offset_s=2.0, drift_ppm=50.0, jitter_s=0.0)
+        >>> Clock.from_mapping({"offset": 2.0}, "wrist")
+        Traceback (most recent call last):
+        ...
+        mmlab.errors.SchemaError: clock of device 'wrist': unknown key 'offset' (expected offset_s, drift_ppm, jitter_s)
         """
         where = "clock" if device is None else f"clock of device {device!r}"
         if isinstance(value, Clock):
             return value
         if isinstance(value, Mapping):
-            unknown = [k for k in value if k not in ("offset_s", "drift_ppm", "jitter_s")]
+            unknown = [k for k in value
+                       if k not in ("offset_s", "drift_ppm", "jitter_s") + FIT_DIAGNOSTICS]
             if unknown:
                 raise SchemaError(f"{where}: unknown key {unknown[0]!r} "
                                   "(expected offset_s, drift_ppm, jitter_s)")
-            kw = dict(value)
+            kw = {k: v for k, v in value.items() if k not in FIT_DIAGNOSTICS}
         elif isinstance(value, (tuple, list)) and len(value) == 2:
             kw = {"offset_s": value[0], "drift_ppm": value[1]}
         elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):

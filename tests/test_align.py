@@ -344,6 +344,12 @@ def test_estimate_clock_on_a_synthetic_hour_matches_truth(stress_hour):
                                max_lag_s=0.5)
     assert est["offset_s"] == pytest.approx(truth["offset_s"], abs=1 / 32)
     assert est["drift_ppm"] == pytest.approx(truth["drift_ppm"], abs=10.0)
+    # the estimate goes to align_recording as it is (its fit diagnostics are ignored)
+    aligned = align.align_recording(rec, {"wrist": est})
+    assert aligned.meta["clock_alignment"]["wrist"] == {"offset_s": est["offset_s"],
+                                                         "drift_ppm": est["drift_ppm"]}
+    assert aligned["wrist_eda"].start == pytest.approx(
+        (rec["wrist_eda"].start - truth["offset_s"]) / (1 + truth["drift_ppm"] * 1e-6), abs=0.05)
 
 
 def test_offset_track_marks_unmeasurable_segments():
