@@ -27,6 +27,7 @@ from mmlab.teach.sandbox import bwrap_path
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap (bwrap) is not installed")
 
 NAME = "99_tiny"
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _cell(src, gid=None, role=None, points=None, tags=None, kind="code"):
@@ -306,7 +307,8 @@ def test_cannot_read_solutions_or_grader_or_write_outside(setup, tmp_path):
     victim.write_text("classmate")
     sol = root / "solutions" / f"{NAME}.ipynb"
     probe = (f"import os, json\nseen = {{}}\n"
-             f"for p in [{str(sol)!r}, {str(victim)!r}, {str(Path.cwd())!r}, '/work/main/solutions', '/work/main/mmlab', '/root/.ssh', "
+             f"for p in [{str(sol)!r}, {str(victim)!r}, {str(PROJECT / 'pyproject.toml')!r}, {str(PROJECT / 'solutions')!r}, "
+             f"{str(PROJECT / 'mmlab')!r}, {str(Path.cwd() / 'pyproject.toml')!r}, '/root/.ssh', "
              f"'/opt/mmlab/mmlab/teach/grade.py']:\n"
              f"    try:\n        seen[p] = os.path.exists(p)\n    except Exception as e:\n        seen[p] = str(e)\n"
              f"print(json.dumps(seen))\n"
@@ -323,7 +325,9 @@ def test_cannot_read_solutions_or_grader_or_write_outside(setup, tmp_path):
     out = next(c["output"] for c in r["cells"] if c["origin"] == "added")
     seen = json.loads(out.splitlines()[0])
     assert seen[str(sol)] is False and seen[str(victim)] is False
-    assert not seen["/work/main/solutions"] and not seen["/work/main/mmlab"] and not seen[str(Path.cwd())]
+    # the project's files stay out of sight (its folder may exist: the venv inside it is mounted)
+    hidden = [PROJECT / "pyproject.toml", PROJECT / "solutions", PROJECT / "mmlab", Path.cwd() / "pyproject.toml"]
+    assert all(seen[str(p)] is False for p in hidden), seen
     assert "WROTE" not in out and "scratch ok" in out and "no network" in out
     if os.geteuid() == 0:
         assert "uid 65534" in out
