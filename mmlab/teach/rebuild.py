@@ -188,11 +188,11 @@ def _strip_magics(text: str) -> str:
     return "\n".join(out)
 
 
-def preimports(src) -> list[str]:
-    """Top-level modules the source's set-up cells import (imported before learner code)."""
+def _setup_imports(src):
+    """Every absolute ``import`` / ``from ... import`` node of the source's set-up cells
+    (all code cells but answers; a cell that does not parse is skipped)."""
     import ast
 
-    names: list[str] = []
     for c in src.cells:
         if c.cell_type != "code" or cell_role(c) == "answer":
             continue
@@ -201,11 +201,22 @@ def preimports(src) -> list[str]:
         except SyntaxError:
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names += [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.append(node.module)
-                names += [f"{node.module}.{a.name}" for a in node.names]
+            if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom)
+                                                and node.module and node.level == 0):
+                yield node
+
+
+def preimports(src) -> list[str]:
+    """Top-level modules the source's set-up cells import (imported before learner code)."""
+    import ast
+
+    names: list[str] = []
+    for node in _setup_imports(src):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        else:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]
     return list(dict.fromkeys(names))
 
 
@@ -218,23 +229,14 @@ def aliases(src) -> list[str]:
     import ast
 
     out: list[str] = []
-    for c in src.cells:
-        if c.cell_type != "code" or cell_role(c) == "answer":
-            continue
-        try:
-            tree = ast.parse(_strip_magics(c.source))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    if a.asname:
-                        out.append(f"{a.asname}={a.name}")
-                    else:
-                        top = a.name.split(".")[0]
-                        out.append(f"{top}={top}")
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for a in node.names:
-                    if a.name != "*":
-                        out.append(f"{a.asname or a.name}={node.module}:{a.name}")
+    for node in _setup_imports(src):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    out.append(f"{a.asname}={a.name}")
+                else:
+                    top = a.name.split(".")[0]
+                    out.append(f"{top}={top}")
+        else:
+            out += [f"{a.asname or a.name}={node.module}:{a.name}" for a in node.names if a.name != "*"]
     return list(dict.fromkeys(out))
