@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import DataFormatError, DatasetError, SchemaError
+from mmlab.validate import check_rate
 
 FORMAT_NAME = "mmlab-cohort"
 FORMAT_VERSION = 1
@@ -276,10 +277,7 @@ class Stream:
         else:
             if self.times is not None:
                 raise SchemaError(f"{where}: give either a rate or timestamps, not both")
-            rate = float(self.rate)
-            if not math.isfinite(rate) or rate <= 0:
-                raise SchemaError(f"{where}: sampling rate must be a positive number, got {self.rate!r}")
-            self.rate = rate
+            self.rate = check_rate(self.rate, where, error=SchemaError)
         if not math.isfinite(float(self.start)):
             raise SchemaError(f"{where}: start time must be finite, got {self.start!r}")
         self.start = float(self.start)

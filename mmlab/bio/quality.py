@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmlab.errors import SignalError
-from mmlab.validate import check_rate as _check_rate
+from mmlab.validate import check_rate
 
-__all__ = ["SignalWarning", "SHORT_SEGMENT_S", "segment_failure", "as_signal", "check_rate", "finite_runs", "mask_runs", "flat_mask", "clipped_mask",
+__all__ = ["SignalWarning", "SHORT_SEGMENT_S", "segment_failure", "as_signal", "finite_runs", "mask_runs", "flat_mask", "clipped_mask",
            "usable_mask", "SignalReport", "assess"]
 
 
@@ -51,14 +51,6 @@ def segment_failure(what: str, failure: Exception, a: int, b: int, fs: float) ->
     warnings.warn(msg + "; this short stretch is skipped", SignalWarning, stacklevel=4)
 
 
-def check_rate(fs, what: str = "signal", min_rate: float | None = None, why: str = "") -> float:
-    """``fs`` as a float; :class:`SignalError` unless it is a finite number > 0 (and >= ``min_rate``).
-
-    Kept for its positional signature; the check itself is :func:`mmlab.validate.check_rate`.
-    """
-    return _check_rate(fs, what, min_rate=min_rate, why=why)
-
-
 def as_signal(x, fs, what: str = "signal", min_rate: float | None = None,
               min_duration_s: float | None = None, why_rate: str = "",
               allow_all_nan: bool = False) -> tuple[np.ndarray, float]:
@@ -69,7 +61,7 @@ def as_signal(x, fs, what: str = "signal", min_rate: float | None = None,
     ``min_rate``, when the signal is empty, not numeric, has several channels, is shorter
     than ``min_duration_s`` seconds, or is all NaN (unless ``allow_all_nan``).
     """
-    rate = check_rate(fs, what, min_rate, why_rate)
+    rate = check_rate(fs, what, min_rate=min_rate, why=why_rate)
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like

@@ -55,6 +55,7 @@ import pandas as pd
 from mmlab.errors import DataFormatError, DatasetError
 from mmlab.io._common import existing_dir, existing_file
 from mmlab.recording import Cohort, Recording, Stream
+from mmlab.validate import check_rate
 
 #: file -> (stream name, modality, expected rate, channels, units)
 E4_SIGNALS = {
@@ -125,8 +126,7 @@ def read_e4_csv(path: str | Path, expected_rate: float | None = None,
     head = _read_lines(path, 2) + [None, None]
     start = _parse_header_row(path, head[0], 1, "start time", n_channels)
     rate = _parse_header_row(path, head[1], 2, "sampling rate", n_channels)
-    if rate <= 0:
-        raise DataFormatError(f"{path}: sampling rate {rate!r} Hz is not positive")
+    rate = check_rate(rate, str(path), error=DataFormatError)
     if expected_rate is not None and abs(rate - expected_rate) > 1e-9:
         raise DataFormatError(
             f"{path}: rate mismatch: the file says {rate:g} Hz, an E4 writes this sensor at "

@@ -33,6 +33,7 @@ import pandas as pd
 
 from mmlab._torch import validation_split
 from mmlab.errors import SignalError
+from mmlab.validate import check_positive
 
 __all__ = [
     "Pairs", "split_by_group", "zscore_by_group", "window_views", "utterance_voice_features",
@@ -174,8 +175,8 @@ def stress_pairs(cohort, window_s: float = 30.0, streams: Mapping[str, str] | No
     """
     from mmlab.features import feature_columns, window_features
 
-    if window_s <= 0 or step_s <= 0:
-        raise SignalError(f"stress_pairs: window_s and step_s must be > 0, got {window_s}, {step_s}")
+    window_s = check_positive(window_s, "stress_pairs: window_s", unit="seconds")
+    step_s = check_positive(step_s, "stress_pairs: step_s", unit="seconds")
     streams = dict(PHYSIO_STREAMS if streams is None else streams)
     rows, fa, fb = [], [], []
     a_names: list[str] = []
@@ -266,8 +267,9 @@ def window_views(rec, views: Mapping[str, Sequence[str]], window_s: float = 60.0
     """
     if len(views) != 2:
         raise SignalError(f"window_views: need exactly two views, got {list(views)}")
-    if window_s <= 0 or (step_s is not None and step_s <= 0):
-        raise SignalError(f"window_views: window_s and step_s must be > 0, got {window_s}, {step_s}")
+    window_s = check_positive(window_s, "window_views: window_s", unit="seconds")
+    if step_s is not None:
+        step_s = check_positive(step_s, "window_views: step_s", unit="seconds")
     bad = [st for st in stats if st not in ("mean", "std", "slope")]
     if bad or not len(stats):
         raise SignalError(f"window_views: statistics must be some of 'mean', 'std', 'slope'; got {list(stats)}")
