@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mmlab import features as F
+from mmlab.bio.quality import SignalWarning
 from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import Cohort, Recording, Stream
 from mmlab.synth.physio import scr_response, simulate_ecg, simulate_resp
@@ -221,7 +222,8 @@ def test_partly_nan_ecg_uses_valid_intervals_only():
 def test_clipped_ecg_windows_are_flagged_and_not_trusted():
     x, _ = simulate_ecg(DURATION, ECG_HZ, heart_rate=72.0, seed=2)
     x = np.minimum(x, np.percentile(x, 97.0))           # every R-wave is cut flat
-    t = F.window_features(make_recording(ecg=x, audio=False), 30.0, 30.0)
+    with pytest.warns(SignalWarning, match="R-peaks .* dropped"):   # the quality gate says so
+        t = F.window_features(make_recording(ecg=x, audio=False), 30.0, 30.0)
     assert (t["ecg__q_clipped"] > 0.005).all()
     assert t["ecg__hr_mean"].isna().all() and not t["ecg__q_ok"].any()
 
