@@ -293,6 +293,31 @@ def test_attack_scores_zero(setup, tmp_path, name):
     assert (r["score"], r["max_score"]) == (0, 3), (name, r["tasks"], r["cells"][-3:])
 
 
+#: The issue's IPython attacks: each made an untouched exercise of stubs score full marks when
+#: a test counted as passed if its cell showed no error. The runner is not IPython and the
+#: verdict is the token, so whatever these reach, stubs still earn nothing.
+IPYTHON_ATTACKS = {
+    "showtraceback": "ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\n"
+                     "ip._showtraceback = lambda *a, **k: None",
+    "custom_exc": "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)",
+    "event_clears_output": "from IPython.display import clear_output\n"
+                           "get_ipython().events.register('post_run_cell', lambda *a: clear_output())",
+    "input_transformer": "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])",
+    "via_import": "from IPython import get_ipython as g\nip = g()\nip.showtraceback = lambda *a, **k: None\n"
+                  "ip.input_transformers_post.append(lambda lines: ['pass\\n'])",
+    "special_exception": "import IPython.core.error as E\ndef double(x):\n    raise E.StdinNotImplementedError('x')\n"
+                         "def mean_of(x):\n    raise E.UsageError('x')",
+}
+
+
+@pytest.mark.parametrize("name", sorted(IPYTHON_ATTACKS))
+def test_ipython_display_attacks_on_stubs_score_zero(setup, tmp_path, name):
+    """The untouched exercise plus an attack on how IPython shows or runs errors: 0 of 3."""
+    nb = _attack(setup[2], IPYTHON_ATTACKS[name], "a2" if name == "special_exception" else "a1")
+    r, tasks = _grade(setup, nb, tmp_path, timeout=5, bound=45)
+    assert (r["score"], r["max_score"]) == (0, 3), (name, r["tasks"])
+
+
 def test_patching_does_not_break_a_correct_solution(setup, tmp_path):
     """The restore before each test puts numpy back: correct answers still pass."""
     nb = _attack(setup[1], ATTACKS["patch_allclose_code"] + "\n" + ATTACKS["patch_builtins"], "a1")
