@@ -80,6 +80,14 @@ def test_min_quality_makes_a_bad_modality_absent():
     Q = _table(t, ecg=np.full(6, 0.9), eda=[0.9, 0.9, 0.1, 0.1, 0.9, 0.9])
     a = consensus_alerts(t, P, quality=Q, k=2, min_quality=0.5, **FAST)
     assert _spans(a) == [(0.0, 0.0, 2.0), (4.0, 4.0, 5.0)]
+    # a NaN quality counts as bad when min_quality is set
+    Qn = Q.copy()
+    Qn.loc[3, "ecg"] = np.nan
+    assert _spans(consensus_alerts(t, P, quality=Qn, k=2, min_quality=0.5, **FAST)) == [(0.0, 0.0, 2.0), (4.0, 4.0, 5.0)]
+    Qn.loc[1, "ecg"] = np.nan
+    assert _spans(consensus_alerts(t, P, quality=Qn, k=2, min_quality=0.5, **FAST)) == [(0.0, 0.0, 1.0), (4.0, 4.0, 5.0)]
+    with pytest.raises(SignalError, match="min_quality must be >= 0"):
+        ConsensusAlerter(min_quality=-1)
     # without min_quality the quality is only recorded
     b = consensus_alerts(t, P, quality=Q, k=2, **FAST)
     assert _spans(b) == [(0.0, 0.0, 5.0)]
@@ -265,6 +273,11 @@ def test_bad_inputs_are_named():
         consensus_alerts(t, _table([0, 1, 2], ecg=[0.1, 0.2, 0.3]))
     with pytest.raises(SchemaError, match="present names modalities that proba lacks"):
         consensus_alerts(t, _table(t, ecg=[0.1, 0.2]), pd.DataFrame({"eeg": [True, True]}))
+    dup = pd.DataFrame([[0.1, 0.2], [0.3, 0.4]], columns=["ecg", "ecg"])
+    with pytest.raises(SchemaError, match="duplicate modality columns"):
+        consensus_alerts(t, dup)
+    with pytest.raises(SchemaError, match="fused has 3 values"):
+        consensus_alerts(t, _table(t, ecg=[0.1, 0.2]), fused=[0.1, 0.2, 0.3])
     with pytest.raises(SchemaError, match="DataFrame"):
         consensus_alerts(t, {"ecg": [0.1, 0.2]})
     with pytest.raises(TypeError):

@@ -427,23 +427,31 @@ def consensus_alerts(times: Any, proba: pd.DataFrame, present: pd.DataFrame | No
     n = len(times)
     proba = _table(proba, "proba", n)
     cols = [str(c) for c in proba.columns]
+    if len(set(cols)) != len(cols):
+        raise SchemaError(f"proba has duplicate modality columns: {cols}")
     P = proba.to_numpy(dtype=float)
-    pres = None if present is None else _table(present, "present", n)
-    if pres is not None:
-        unknown = set(map(str, pres.columns)) - set(cols)
+    pres_cols: list[str] = []
+    if present is not None:
+        pres = _table(present, "present", n)
+        pres_cols = [str(c) for c in pres.columns]
+        unknown = set(pres_cols) - set(cols)
         if unknown:
             raise SchemaError(f"present names modalities that proba lacks: {sorted(unknown)}")
-        pres = pres.rename(columns=str)
-    qual = None if quality is None else _table(quality, "quality", n).rename(columns=str)
+        B = pres.to_numpy(dtype=bool)
+    qual_cols: list[str] = []
+    if quality is not None:
+        qual = _table(quality, "quality", n)
+        qual_cols = [str(c) for c in qual.columns]
+        Q = qual.to_numpy(dtype=float)
     F = None
     if fused is not None:
         F = np.asarray(fused, dtype=float).ravel()
         if len(F) != n:
             raise SchemaError(f"fused has {len(F)} values but times has {n}")
     for i in range(n):
-        row_present = None if pres is None else {m: bool(v) for m, v in pres.iloc[i].items()}
-        row_quality = None if qual is None else dict(qual.iloc[i].items())
-        alerter.update(times[i], dict(zip(cols, P[i])), row_present, quality=row_quality,
+        alerter.update(times[i], dict(zip(cols, P[i].tolist())),
+                       dict(zip(pres_cols, B[i].tolist())) if pres_cols else None,
+                       quality=dict(zip(qual_cols, Q[i].tolist())) if qual_cols else None,
                        fused=None if F is None else F[i])
     alerter.finish(t_end)
     return list(alerter.alerts)
