@@ -147,6 +147,12 @@ def test_provenance_contents_and_json():
     d = json.loads(json.dumps(a.to_dict()))
     assert d["onset"] == 1.0 and d["duration"] == 4.0 and d["voters"]["ecg"]["n"] == 4
     assert d["end_reason"] == "consensus_dropped" and d["fused_max"] == 0.8
+    back = Alert.from_dict(d)
+    assert back == a and back.to_dict() == a.to_dict()
+    with pytest.raises(SchemaError, match="unknown fields \\['colour'\\]"):
+        Alert.from_dict({**d, "colour": "red"})
+    with pytest.raises(SchemaError, match="'onset' and 'raised_at'"):
+        Alert.from_dict({"end": 3.0})
     open_alert = Alert(onset=0.0, raised_at=3.0)
     assert open_alert.is_open and open_alert.duration is None and open_alert.to_dict()["end"] is None
 
@@ -160,6 +166,23 @@ def test_an_open_alert_is_updated_in_place_and_closed_by_finish():
     closed = al.finish(4.0)
     assert closed == raised and closed[0].end == 4.0 and closed[0].end_reason == "finished"
     assert al.finish(5.0) == []
+
+
+def test_a_gap_between_updates_breaks_consensus_when_max_gap_is_set():
+    t = np.array([0.0, 5.0, 10.0, 100.0, 105.0, 110.0, 115.0])
+    P = _table(t, ecg=np.full(7, 0.9), eda=np.full(7, 0.9))
+    # without max_gap_s the 90-s hole counts as consensus: raised at 100 from onset 0
+    assert _spans(consensus_alerts(t, P, min_duration_s=20, refractory_s=0)) == [(0.0, 100.0, 115.0)]
+    # with it, consensus restarts after the hole: onset 100, raised at 120 -> never (data ends at 115)
+    assert consensus_alerts(t, P, min_duration_s=20, refractory_s=0, max_gap_s=30) == []
+    # an open alert ends at the last update before the hole
+    al = ConsensusAlerter(min_duration_s=5, refractory_s=0, max_gap_s=30)
+    for ti in t[:3]:
+        al.update(ti, {"ecg": 0.9, "eda": 0.9})
+    ended = al.update(100.0, {"ecg": 0.9, "eda": 0.9})
+    assert [(a.raised_at, a.end, a.end_reason) for a in ended] == [(5.0, 10.0, "gap")]
+    with pytest.raises(SignalError, match="max_gap_s must be >= 0"):
+        ConsensusAlerter(max_gap_s=-5)
 
 
 # ------------------------------------------------------------------------------ batch == stream
@@ -179,7 +202,8 @@ def _random_table(seed: int, n: int = 600):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_streaming_equals_batch_row_by_row_and_in_irregular_chunks(seed):
     t, P, present, Q, fused = _random_table(seed)
-    params = dict(k=2, on=0.7, off=0.5, min_duration_s=10.0, refractory_s=60.0, min_quality=0.05)
+    params = dict(k=2, on=0.7, off=0.5, min_duration_s=10.0, refractory_s=60.0, min_quality=0.05,
+                  max_gap_s=1.9)
     batch = consensus_alerts(t, P, present, quality=Q, fused=fused, **params)
     assert len(batch) >= 3                                       # the planted states are found
     want = [a.to_dict() for a in batch]

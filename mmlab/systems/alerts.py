@@ -27,7 +27,10 @@ The rule, step by step, at every update ``t``:
 5. **End.** An open alert ends at the first update at which consensus no longer holds
    (``end_reason="consensus_dropped"``), or at :meth:`ConsensusAlerter.finish`
    (``end_reason="finished"``).
-6. **Refractory period.** After an alert ends at ``end``, no new alert is raised before
+6. **Gaps** (only with ``max_gap_s``). When two updates are more than ``max_gap_s`` apart,
+   nothing is known in between: an open alert ends at the earlier update
+   (``end_reason="gap"``), the consensus period and every vote are reset.
+7. **Refractory period.** After an alert ends at ``end``, no new alert is raised before
    ``end + refractory_s``. A consensus that begins inside the refractory period keeps its
    onset; its alert is raised at the first update that satisfies both the minimum duration
    and the refractory period.
@@ -77,7 +80,10 @@ class Alert:
     fused_max : float or None
         Maximum fused probability from onset to end.
     end_reason : str or None
-        ``"consensus_dropped"`` or ``"finished"``; ``None`` while open.
+        ``"consensus_dropped"``, ``"gap"`` or ``"finished"``; ``None`` while open.
+
+    ``to_dict`` gives the JSON-lines schema (the fields above plus ``duration``);
+    ``Alert.from_dict`` reads it back.
     """
 
     onset: float
@@ -95,6 +101,18 @@ class Alert:
     def duration(self) -> float | None:
         """``end - onset`` in seconds once the alert has ended, ``None`` while open."""
         return None if self.end is None else self.end - self.onset
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Alert":
+        """The alert that :meth:`to_dict` wrote (``duration`` is recomputed, not read)."""
+        known = {"onset", "raised_at", "end", "n_present", "k", "voters", "quality", "fused",
+                 "fused_max", "end_reason", "duration"}
+        if not isinstance(d, Mapping) or not {"onset", "raised_at"} <= set(d):
+            raise SchemaError(f"an alert record needs at least 'onset' and 'raised_at', got {d!r}")
+        extra = set(d) - known
+        if extra:
+            raise SchemaError(f"an alert record has unknown fields {sorted(extra)}")
+        return cls(**{k: v for k, v in d.items() if k != "duration"})
 
     @property
     def is_open(self) -> bool:
@@ -192,6 +210,9 @@ class ConsensusAlerter:
     min_quality : float or None, default None
         When set, a modality whose quality (passed to :meth:`update`) is below it, or NaN,
         counts as absent. ``None``: quality is recorded, never used to decide.
+    max_gap_s : float or None, default None
+        When set, two updates further apart than this break the consensus (an open alert
+        ends at the earlier update, ``end_reason="gap"``) and reset every vote.
 
     Attributes
     ----------
@@ -218,7 +239,8 @@ class ConsensusAlerter:
     """
 
     def __init__(self, k: int = 2, on: float = 0.7, off: float = 0.5, min_duration_s: float = 30.0,
-                 refractory_s: float = 300.0, min_quality: float | None = None):
+                 refractory_s: float = 300.0, min_quality: float | None = None,
+                 max_gap_s: float | None = None):
         self.k = check_int(k, "k (modalities that must agree)", low=1)
         self.on = check_number(on, "on (threshold to start voting)", low=0.0, high=1.0)
         self.off = check_number(off, "off (threshold to stop voting)", low=0.0, high=1.0)
@@ -229,6 +251,8 @@ class ConsensusAlerter:
         self.refractory_s = check_number(refractory_s, "refractory_s", low=0.0, unit="seconds")
         self.min_quality = (None if min_quality is None
                             else check_number(min_quality, "min_quality", low=0.0))
+        self.max_gap_s = (None if max_gap_s is None
+                          else check_number(max_gap_s, "max_gap_s", low=0.0, unit="seconds"))
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -243,7 +267,8 @@ class ConsensusAlerter:
 
     def get_params(self) -> dict:
         return {"k": self.k, "on": self.on, "off": self.off, "min_duration_s": self.min_duration_s,
-                "refractory_s": self.refractory_s, "min_quality": self.min_quality}
+                "refractory_s": self.refractory_s, "min_quality": self.min_quality,
+                "max_gap_s": self.max_gap_s}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -280,7 +305,7 @@ class ConsensusAlerter:
         -------
         list of Alert
             The alerts whose state changed at ``t``: a newly raised alert (``end is None``)
-            and/or an alert that ended (``end == t``). The objects are the ones in
+            and/or an alert that ended (at ``t``, or at the previous update after a gap). The objects are the ones in
             :attr:`alerts`; an open alert is updated in place until it ends.
         """
         t = self._check_time(t, "update time t")
@@ -293,6 +318,13 @@ class ConsensusAlerter:
         fused_v = _finite_or_none(fused, "fused probability")
         if fused_v is not None and not 0.0 <= fused_v <= 1.0:
             raise SignalError(f"fused probability must be in [0, 1], got {fused!r}")
+
+        changed: list[Alert] = []
+        if self.max_gap_s is not None and self._t is not None and t - self._t > self.max_gap_s:
+            if self._open is not None:
+                changed.append(self._close(self._t, "gap"))
+            self._episode = None
+            self.voting = {m: False for m in self.voting}
 
         probs: dict[str, float] = {}
         quals: dict[str, float] = {}
@@ -317,7 +349,6 @@ class ConsensusAlerter:
         consensus = len(voters) >= self.k
         self._t = t
 
-        changed: list[Alert] = []
         if not consensus:
             if self._open is not None:
                 changed.append(self._close(t, "consensus_dropped"))
@@ -404,7 +435,7 @@ def consensus_alerts(times: Any, proba: pd.DataFrame, present: pd.DataFrame | No
         When the data ends; an alert still open is closed there (default: the last time).
     **params
         Arguments of :class:`ConsensusAlerter` (``k``, ``on``, ``off``, ``min_duration_s``,
-        ``refractory_s``, ``min_quality``).
+        ``refractory_s``, ``min_quality``, ``max_gap_s``).
 
     Returns
     -------
