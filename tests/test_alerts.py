@@ -288,6 +288,13 @@ def test_bad_inputs_are_named():
         al.update(0.0, {"ecg": 1.5})
     with pytest.raises(SignalError, match="probability of modality 'ecg' must be finite"):
         al.update(0.0, {"ecg": np.inf})
+    # a rejected update changes nothing: the state is as before it
+    al2 = ConsensusAlerter()
+    al2.update(1.0, {"ecg": 0.9, "eda": 0.9})
+    with pytest.raises(SignalError, match="'eda'"):
+        al2.update(2.0, {"ecg": 0.1, "eda": -0.5})
+    assert al2.voting == {"ecg": True, "eda": True}
+    al2.update(1.5, {"ecg": 0.9, "eda": 0.9})                   # the rejected time was not kept
     with pytest.raises(SchemaError, match="proba must be a mapping"):
         al.update(0.0, [0.5])
     with pytest.raises(SignalError, match="fused probability"):

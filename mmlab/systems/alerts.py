@@ -305,8 +305,9 @@ class ConsensusAlerter:
         -------
         list of Alert
             The alerts whose state changed at ``t``: a newly raised alert (``end is None``)
-            and/or an alert that ended (at ``t``, or at the previous update after a gap). The objects are the ones in
-            :attr:`alerts`; an open alert is updated in place until it ends.
+            and/or an alert that ended (at ``t``, or at the previous update after a gap).
+            The objects are the ones in :attr:`alerts`; an open alert is updated in place
+            until it ends. A bad input raises before any state changes.
         """
         t = self._check_time(t, "update time t")
         if not isinstance(proba, Mapping):
@@ -319,6 +320,14 @@ class ConsensusAlerter:
         if fused_v is not None and not 0.0 <= fused_v <= 1.0:
             raise SignalError(f"fused probability must be in [0, 1], got {fused!r}")
 
+        # read and check everything first, so a bad input leaves the state untouched
+        seen: dict[str, tuple[float | None, float | None]] = {}
+        for m in sorted(set(proba) | set(self.voting), key=str):
+            p = _finite_or_none(proba.get(m), f"probability of modality {m!r}")
+            if p is not None and not 0.0 <= p <= 1.0:
+                raise SignalError(f"probability of modality {m!r} must be in [0, 1], got {proba[m]!r} at t={t:g}")
+            seen[m] = (p, _finite_or_none(quality.get(m), f"quality of modality {m!r}"))
+
         changed: list[Alert] = []
         if self.max_gap_s is not None and self._t is not None and t - self._t > self.max_gap_s:
             if self._open is not None:
@@ -328,11 +337,7 @@ class ConsensusAlerter:
 
         probs: dict[str, float] = {}
         quals: dict[str, float] = {}
-        for m in set(proba) | set(self.voting):
-            p = _finite_or_none(proba.get(m), f"probability of modality {m!r}")
-            if p is not None and not 0.0 <= p <= 1.0:
-                raise SignalError(f"probability of modality {m!r} must be in [0, 1], got {proba[m]!r} at t={t:g}")
-            q = _finite_or_none(quality.get(m), f"quality of modality {m!r}")
+        for m, (p, q) in seen.items():
             if q is not None:
                 quals[m] = q
             ok = p is not None and bool(present.get(m, True))
