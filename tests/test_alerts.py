@@ -263,6 +263,8 @@ def test_decreasing_times_are_an_error():
         al.update(9.0, {"ecg": 0.5})
     with pytest.raises(SignalError, match="finish time"):
         al.finish(5.0)
+    with pytest.raises(SignalError, match="update time t must be a finite number"):
+        al.update(float("nan"), {"ecg": 0.5})
     with pytest.raises(SignalError, match="non-decreasing"):
         consensus_alerts([0.0, 2.0, 1.0], _table([0, 1, 2], ecg=[0.1, 0.2, 0.3]))
 
