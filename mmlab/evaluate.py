@@ -19,6 +19,12 @@ Temperature scaling (Guo et al., 2017) divides the logits by one scalar ``T`` fi
 held-out data by minimising the negative log-likelihood; it changes confidence, never the
 predicted class. For models that only give probabilities, ``log p`` serves as logits
 (softmax is unchanged by the per-row constant that separates them).
+
+Event-level scores (chapter 50_stress_system): :func:`episodes_from_labels` turns window
+labels into ``(start, end)`` episodes and :func:`event_metrics` scores alerts against them
+(episodes detected, detection latency, false alerts per hour of non-stress time). Alerts
+are duck-typed (``raised_at``/``onset``/``end`` attributes, or ``(start, end)`` pairs), so
+this module never imports :mod:`mmlab.systems`.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from sklearn.model_selection import LeaveOneGroupOut
 
 from mmlab.errors import SchemaError, SignalError
 from mmlab.fusion._contract import as_numpy
+from mmlab.validate import check_number
 
 Perturbation = Callable[[dict, dict, np.ndarray], tuple[dict, dict]]
 
@@ -612,3 +619,160 @@ def repeated_cv(estimator, X: Any, y: Any, n_splits: int = 5, n_repeats: int = 1
         scores = cross_val_score(clone(estimator), X, y, cv=cv, scoring=scoring)
     return RepeatedCVResult(np.asarray(scores), len(y), {str(k): int(c) for k, c in zip(labels, counts)},
                             n_splits, n_repeats, random_state, scoring)
+
+
+# ------------------------------------------------------------ event-level metrics (alerts)
+def episodes_from_labels(times: Any, labels: Any, positive: Any = "stress",
+                         step_s: float | None = None) -> list[tuple[float, float]]:
+    """Runs of consecutive ``positive`` labels as ``(start, end)`` episodes in seconds.
+
+    ``times`` are window times (non-decreasing). An episode starts at the time of its first
+    positive window and ends at the time of the next non-positive window; an episode that
+    reaches the last window ends one step later (``step_s``, default the median spacing of
+    ``times``). Missing labels (NaN/None) are not positive.
+
+    Parameters
+    ----------
+    times : array-like of float, shape (n,)
+        Window times in seconds.
+    labels : array-like, shape (n,)
+        One label per window.
+    positive : object, default "stress"
+        The label that marks an episode.
+    step_s : float, optional
+        Duration of the last window (default: the median spacing of ``times``; 0 for one window).
+
+    Returns
+    -------
+    list of (float, float)
+        The episodes, in time order.
+
+    Examples
+    --------
+    >>> episodes_from_labels([0, 10, 20, 30, 40, 50], ["rest", "stress", "stress", "rest", "stress", "stress"])
+    [(10.0, 30.0), (40.0, 60.0)]
+    >>> episodes_from_labels([0, 10], ["rest", "rest"])
+    []
+    """
+    t = np.asarray(times, dtype=float).ravel()
+    lab = np.asarray(labels, dtype=object).ravel()
+    if len(t) != len(lab):
+        raise SchemaError(f"episodes_from_labels: {len(t)} times but {len(lab)} labels")
+    if len(t) and (not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0)):
+        raise SignalError("episodes_from_labels: times must be finite and non-decreasing")
+    if step_s is None:
+        step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+    else:
+        step = check_number(step_s, "step_s", low=0.0, unit="seconds")
+    pos = np.array([x == positive for x in lab], dtype=bool)
+    episodes, i, n = [], 0, len(t)
+    while i < n:
+        if not pos[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and pos[j]:
+            j += 1
+        episodes.append((float(t[i]), float(t[j]) if j < n else float(t[-1] + step)))
+        i = j
+    return episodes
+
+
+def _alert_interval(alert: Any) -> tuple[float, float, float]:
+    """``(onset, raised_at, end)`` of an alert object or a ``(start, end)`` pair."""
+    if hasattr(alert, "raised_at"):
+        raised = float(alert.raised_at)
+        onset = float(getattr(alert, "onset", raised))
+        end = getattr(alert, "end", None)
+    else:
+        try:
+            start, end = alert
+        except (TypeError, ValueError):
+            raise SchemaError(f"an alert must have raised_at/onset/end attributes or be a "
+                              f"(start, end) pair, got {alert!r}") from None
+        onset = raised = float(start)
+    end = raised if end is None else float(end)
+    if not (np.isfinite(raised) and np.isfinite(end)) or end < raised:
+        raise SignalError(f"an alert must have finite times with end >= raised_at, got {alert!r}")
+    return onset, raised, end
+
+
+def event_metrics(alerts: Iterable[Any], episodes: Iterable[tuple[float, float]], *,
+                  total_time_s: float | None = None, non_stress_time_s: float | None = None,
+                  grace_s: float = 0.0) -> dict:
+    """Event-level scores of an alerting rule: episodes detected, latency, false alerts per hour.
+
+    An alert is any object with ``raised_at`` (and ``onset``, ``end``) attributes — e.g. a
+    :class:`mmlab.systems.alerts.Alert` — or a plain ``(start, end)`` pair (then raised at
+    ``start``); an open alert (``end`` None) is the instant ``raised_at``.
+
+    * An episode ``(start, end)`` is **detected** when some alert is *raised* inside
+      ``[start, end + grace_s]``; its **latency** is the first such ``raised_at - start``.
+      An alert raised before an episode began is not a detection of it (but not false either
+      if it is still active when the episode starts).
+    * An alert is **false** when its active span ``[raised_at, end]`` overlaps no
+      ``[start, end + grace_s]`` of any episode.
+    * ``false_alerts_per_hour`` divides the false alerts by the hours of non-stress time:
+      ``non_stress_time_s``, or ``total_time_s`` minus the episodes' total duration; NaN
+      when neither is given (or the non-stress time is 0).
+
+    Parameters
+    ----------
+    alerts : iterable
+        Alert objects or ``(start, end)`` pairs, in seconds.
+    episodes : iterable of (float, float)
+        The true episodes, e.g. from :func:`episodes_from_labels`.
+    total_time_s : float, optional
+        Length of the recording(s) in seconds.
+    non_stress_time_s : float, optional
+        Seconds of non-stress time (takes precedence over ``total_time_s``).
+    grace_s : float, default 0.0
+        Seconds after an episode's end during which an alert still counts for it.
+
+    Returns
+    -------
+    dict
+        ``event_recall``, ``latency_median_s``, ``false_alerts_per_hour``, ``n_alerts``,
+        ``n_episodes``, ``n_detected``, ``n_false_alerts``, ``latencies_s`` (one per detected
+        episode), ``non_stress_time_s``.
+
+    Examples
+    --------
+    >>> m = event_metrics([(130, 200), (5000, 5100)], [(100, 400), (1000, 1300)], total_time_s=7200)
+    >>> m["event_recall"], m["latency_median_s"], m["n_false_alerts"]
+    (0.5, 30.0, 1)
+    >>> round(m["false_alerts_per_hour"], 3)  # 1 false alert in 6600 s of non-stress time
+    0.545
+    """
+    grace = check_number(grace_s, "grace_s", low=0.0, unit="seconds")
+    spans = [_alert_interval(a) for a in alerts]
+    eps = []
+    for ep in episodes:
+        try:
+            s, e = (float(x) for x in ep)
+        except (TypeError, ValueError):
+            raise SchemaError(f"an episode must be a (start, end) pair, got {ep!r}") from None
+        if not (np.isfinite(s) and np.isfinite(e)) or e < s:
+            raise SignalError(f"an episode must have finite times with end >= start, got {ep!r}")
+        eps.append((s, e))
+    latencies = []
+    for s, e in eps:
+        raised = [r for _, r, _ in spans if s <= r <= e + grace]
+        if raised:
+            latencies.append(min(raised) - s)
+    n_false = sum(1 for _, r, end in spans if not any(r <= e + grace and end >= s for s, e in eps))
+    if non_stress_time_s is not None:
+        quiet = check_number(non_stress_time_s, "non_stress_time_s", low=0.0, unit="seconds")
+    elif total_time_s is not None:
+        total = check_number(total_time_s, "total_time_s", low=0.0, unit="seconds")
+        quiet = max(total - sum(e - s for s, e in eps), 0.0)
+    else:
+        quiet = float("nan")
+    return {
+        "event_recall": len(latencies) / len(eps) if eps else float("nan"),
+        "latency_median_s": float(np.median(latencies)) if latencies else float("nan"),
+        "false_alerts_per_hour": n_false / (quiet / 3600.0) if quiet > 0 else float("nan"),
+        "n_alerts": len(spans), "n_episodes": len(eps), "n_detected": len(latencies),
+        "n_false_alerts": n_false, "latencies_s": [float(x) for x in latencies],
+        "non_stress_time_s": quiet,
+    }

@@ -18,6 +18,9 @@ FUNCTIONS = [
     "mmlab.recording.Cohort.load",
     "mmlab.recording.Cohort.save",
     "mmlab.synth.scenarios.write_cohort",
+    "mmlab.systems.alerts.consensus_alerts",
+    "mmlab.evaluate.episodes_from_labels",
+    "mmlab.evaluate.event_metrics",
 ]
 
 CLASSES = [
@@ -33,6 +36,7 @@ CLASSES = [
     "mmlab.fusion.deep.TransformerFusion",
     "mmlab.fusion.deep.GatedFusion",
     "mmlab.fusion.deep.TemporalFusion",
+    "mmlab.systems.alerts.ConsensusAlerter",
 ]
 
 

@@ -1,0 +1,14 @@
+"""Systems: what a user points at recordings (layer 8; part 5 of the course).
+
+A system composes the layers below it (readers -> align -> features -> fusion ->
+evaluate/explain) into one object with a batch path, a streaming path that gives the same
+results, and a versioned save folder. Nothing below this package imports it; only
+``deploy``, ``bench`` and ``cli`` sit above.
+
+Modules
+-------
+:mod:`mmlab.systems.alerts`
+    Consensus alerting (k of the n modalities present agree for a minimum duration, with
+    per-modality hysteresis and a refractory period): one state machine shared by the batch
+    and the streaming path, so streaming equals batch by construction.
+"""
