@@ -306,6 +306,8 @@ def test_bad_inputs_are_named():
         consensus_alerts(t, _table([0, 1, 2], ecg=[0.1, 0.2, 0.3]))
     with pytest.raises(SchemaError, match="present names modalities that proba lacks"):
         consensus_alerts(t, _table(t, ecg=[0.1, 0.2]), pd.DataFrame({"eeg": [True, True]}))
+    with pytest.raises(SchemaError, match=r"quality names modalities that proba lacks: \['eda'\]"):
+        consensus_alerts(t, _table(t, ecg=[0.1, 0.2]), quality=pd.DataFrame({"eda": [1.0, 1.0]}))
     dup = pd.DataFrame([[0.1, 0.2], [0.3, 0.4]], columns=["ecg", "ecg"])
     with pytest.raises(SchemaError, match="duplicate modality columns"):
         consensus_alerts(t, dup)

@@ -415,6 +415,19 @@ def _table(df: Any, what: str, n: int) -> pd.DataFrame:
     return df
 
 
+def _modality_table(table, what: str, n: int, known: list[str], dtype):
+    """``(columns, values)`` of an optional per-modality table of ``n`` rows whose columns
+    must be modalities of ``proba`` (``([], None)`` when ``table`` is None)."""
+    if table is None:
+        return [], None
+    frame = _table(table, what, n)
+    cols = [str(c) for c in frame.columns]
+    unknown = set(cols) - set(known)
+    if unknown:
+        raise SchemaError(f"{what} names modalities that proba lacks: {sorted(unknown)}")
+    return cols, frame.to_numpy(dtype=dtype)
+
+
 def consensus_alerts(times: Any, proba: pd.DataFrame, present: pd.DataFrame | None = None, *,
                      quality: pd.DataFrame | None = None, fused: Any = None, t_end: float | None = None,
                      **params: Any) -> list[Alert]:
@@ -466,19 +479,8 @@ def consensus_alerts(times: Any, proba: pd.DataFrame, present: pd.DataFrame | No
     if len(set(cols)) != len(cols):
         raise SchemaError(f"proba has duplicate modality columns: {cols}")
     P = proba.to_numpy(dtype=float)
-    pres_cols: list[str] = []
-    if present is not None:
-        pres = _table(present, "present", n)
-        pres_cols = [str(c) for c in pres.columns]
-        unknown = set(pres_cols) - set(cols)
-        if unknown:
-            raise SchemaError(f"present names modalities that proba lacks: {sorted(unknown)}")
-        B = pres.to_numpy(dtype=bool)
-    qual_cols: list[str] = []
-    if quality is not None:
-        qual = _table(quality, "quality", n)
-        qual_cols = [str(c) for c in qual.columns]
-        Q = qual.to_numpy(dtype=float)
+    pres_cols, B = _modality_table(present, "present", n, cols, bool)
+    qual_cols, Q = _modality_table(quality, "quality", n, cols, float)
     F = None
     if fused is not None:
         F = np.asarray(fused, dtype=float).ravel()
