@@ -121,20 +121,14 @@ def test_solution_full_marks_exercise_zero(setup, tmp_path):
     assert r["score"] == 0 and "NotImplementedError" in tasks["t1"]["error"]
 
 
-def test_stripped_metadata_gets_full_marks(setup, tmp_path):
-    nb = copy.deepcopy(setup[1])
+@pytest.mark.parametrize("which, score", [(1, 3), (2, 0)], ids=["solution_full_marks", "stub_zero"])
+def test_stripped_metadata(setup, tmp_path, which, score):
+    """With every cell's metadata stripped, answers are found by the documented fallback."""
+    nb = copy.deepcopy(setup[which])
     for c in nb.cells:
         c.metadata = {}
     r, _ = _grade(setup, nb, tmp_path)
-    assert r["score"] == 3
-
-
-def test_stripped_metadata_stub_gets_zero(setup, tmp_path):
-    nb = copy.deepcopy(setup[2])
-    for c in nb.cells:
-        c.metadata = {}
-    r, _ = _grade(setup, nb, tmp_path)
-    assert r["score"] == 0
+    assert r["score"] == score
 
 
 def test_deleted_parameters_cell_gets_full_marks(setup, tmp_path):
