@@ -22,7 +22,7 @@ import pytest
 from mmlab.teach.assign import make_exercise
 from mmlab.teach.grade import grade_batch, grade_notebook
 from mmlab.teach.markers import nbgrader_meta
-from mmlab.teach.sandbox import bwrap_path
+from mmlab.teach.sandbox import UID_RANGES, bwrap_path
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap (bwrap) is not installed")
 
@@ -348,8 +348,14 @@ def test_cannot_read_solutions_or_grader_or_write_outside(setup, tmp_path):
     hidden = [PROJECT / "pyproject.toml", PROJECT / "solutions", PROJECT / "mmlab", Path.cwd() / "pyproject.toml"]
     assert all(seen[str(p)] is False for p in hidden), seen
     assert "WROTE" not in out and "scratch ok" in out and "no network" in out
-    if os.geteuid() == 0:
-        assert "uid 65534" in out
+    if os.geteuid() == 0:  # a user id of the submission's own: not root, no account
+        import pwd
+
+        uid = int(out.split("uid ")[-1].split()[0])
+        lo, hi = min(r[0] for r in UID_RANGES), max(r[1] for r in UID_RANGES)
+        assert lo <= uid < hi
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)
     assert victim.read_text() == "classmate" and sol.is_file()
     assert (Path(__file__).parents[1] / "mmlab" / "teach" / "grade.py").read_bytes() == grade_py
     assert r["score"] == 0
@@ -382,7 +388,43 @@ def test_fork_bomb_is_bounded(setup, tmp_path):
     code = "import os\nfor _ in range(100000):\n    try:\n        os.fork()\n    except OSError:\n        break"
     nb = _attack(setup[1], code, "a1")
     r, _ = _grade(setup, nb, tmp_path, timeout=10, bound=60)
-    assert r["score"] in (2, 3)  # the bomb's cell (and its task at worst) is lost, never more
+    assert r["score"] in (2, 3), (r["tasks"], r["notes"], r["cells"])  # the bomb's cell (and its task at worst) is lost, never more
+
+
+def test_a_fork_bomb_does_not_starve_a_submission_graded_beside_it(setup, tmp_path):
+    """The process limit counts a user's tasks: a bomb at its limit must not stop a neighbour's threads."""
+    import threading
+
+    # Children become `sleep 987652` (a marker this test alone uses) until the limit stops forks.
+    code = ("import os, time\nwhile True:\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+            "    if pid == 0:\n        os.execvp('sleep', ['sleep', '987652'])\ntime.sleep(10)")
+    bomb = _attack(setup[1], code, "a1")
+    (tmp_path / "b").mkdir()
+    done = {}
+    t = threading.Thread(target=lambda: done.update(r=_grade(setup, bomb, tmp_path / "b", name="bomb_99.ipynb")))
+    t.start()
+    deadline = time.monotonic() + 40
+    while len(_marker_procs("987652")) < 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(_marker_procs("987652")) >= 200, "the bomb never reached its limit"
+    r, _ = _grade(setup, setup[1], tmp_path, name="carol_99.ipynb")
+    held = len(_marker_procs("987652"))
+    t.join(90)
+    assert held >= 200, "the bomb ended before the neighbour was graded: the test proved nothing"
+    assert (r["score"], r["error"]) == (3, None), (r["tasks"], r["notes"])
+    assert done["r"][0]["score"] == 3, (done["r"][0]["tasks"], done["r"][0]["notes"], done["r"][0]["cells"])
+    assert _marker_procs("987652") == []
+
+
+def test_unreaped_children_do_not_use_up_the_process_limit(setup, tmp_path):
+    """Children left as zombies up to the process limit would hold it: the runner reaps them."""
+    code = ("import os\nn = 0\nwhile n < 5000:\n    try:\n        pid = os.fork()\n    except OSError:\n"
+            "        break\n    if pid == 0:\n        os._exit(0)\n    n += 1\nprint('forked', n)")
+    later = "import threading\nt = threading.Thread(target=print, args=('thread ok',))\nt.start()\nt.join()"
+    r, _ = _grade(setup, _attack(_attack(setup[1], code, "a1"), later, "a2"), tmp_path)
+    assert r["score"] == 3, (r["tasks"], r["notes"], r["cells"])
+    added = [c for c in r["cells"] if c["origin"] == "added"]
+    assert "forked" in added[0]["output"] and added[1]["output"].strip() == "thread ok", added
 
 
 def test_huge_allocation_is_a_memory_error(setup, tmp_path):

@@ -109,6 +109,7 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
     _TIMERS = (_sigmod.ITIMER_REAL, _sigmod.ITIMER_VIRTUAL, _sigmod.ITIMER_PROF)
     _signal, _setitimer = _sigmod.signal, _sigmod.setitimer
     _listdir, _kill, _getpid, _int = os.listdir, os.kill, os.getpid, int
+    _waitpid, _WNOHANG = os.waitpid, os.WNOHANG
     _SIGKILL = _sigmod.SIGKILL
     _RECORD, _ERROR_CAP, _OSError, _ValueError = RECORD, ERROR_CAP, OSError, ValueError
     _sys, _BaseException = sys, BaseException
@@ -364,14 +365,28 @@ def main():  # noqa: C901 - one closure on purpose: nothing here is reachable fr
             names = _listdir("/proc")
         except _OSError:
             return False
-        for p in names:
-            if p.isdigit():
-                pid = _int(p)
-                if pid != me and pid > 1:
-                    try:
-                        _kill(pid, _SIGKILL)
-                    except _OSError:
-                        pass
+        others = [_int(p) for p in names if p.isdigit() and _int(p) not in (me, 1)]
+        for pid in others:
+            try:
+                _kill(pid, _SIGKILL)
+            except _OSError:
+                pass
+        # Killed tasks count against the process limit until reaped: reap our children
+        # (bwrap, pid 1, reaps the rest) before the next cell needs a thread.
+        waited = 0
+        while others and waited < 400:
+            try:
+                while _waitpid(-1, _WNOHANG)[0] > 0:
+                    pass
+            except _OSError:  # no children left
+                pass
+            try:
+                others = [p for p in _listdir("/proc") if p.isdigit() and _int(p) not in (me, 1)]
+            except _OSError:
+                break
+            if others:
+                _sleep(0.005)
+                waited += 1
         return False
 
     buf = b""

@@ -9,7 +9,7 @@ How a submission is graded (the threat model is in docs/instructor.md):
    parameters (``FAST = True`` injected), visible and hidden tests come from the source;
    only the learner's answer regions and added cells come from the submission.
 3. **It runs in a sandbox** (:mod:`mmlab.teach.sandbox`, bubblewrap): its own scratch
-   folder, no network, no view of solutions or other submissions, user ``nobody``,
+   folder, no network, no view of solutions or other submissions, a user id of its own,
    memory/process/file-size limits; every process is killed at the end.
 4. **Verdicts are a protocol** (:mod:`mmlab.teach._harness`): a test earns its points only
    when the runner reports ``pass`` with the secret token of that request, after

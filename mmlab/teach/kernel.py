@@ -46,15 +46,17 @@ class Kernel:
     def start(self, deadline: float) -> str | None:
         """Start the runner; None when ready, else why not."""
         self.scratch = tempfile.mkdtemp(prefix="mmlab-grade-")
-        sandbox.prepare_scratch(self.scratch)
+        # As root, each start gets a user id of its own (see sandbox: RLIMIT_NPROC is per user).
+        uid = sandbox.submission_uid() if self.bwrap is not None and os.geteuid() == 0 else None
+        sandbox.prepare_scratch(self.scratch, uid)
         rfd, wfd = os.pipe()
         env = sandbox.environment(self.scratch, self.preimport, wfd, self.bwrap is not None, self.aliases)
         try:
             self.proc = subprocess.Popen(
-                sandbox.command(self.bwrap, self.scratch), stdin=subprocess.PIPE,
+                sandbox.command(self.bwrap, self.scratch, uid), stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(wfd,), env=env,
                 cwd=self.scratch, start_new_session=True,
-                preexec_fn=sandbox.limiter(self.memory_mb))
+                preexec_fn=sandbox.limiter(self.memory_mb, own_uid=uid is not None))
         finally:
             os.close(wfd)
         self.rec = os.fdopen(rfd, "rb", buffering=0)
@@ -169,6 +171,9 @@ class Kernel:
                 room = self.output_cap - len(out)
                 out += chunk[:max(room, 0)]
                 dropped += max(0, len(chunk) - max(room, 0))
+        if status == "died" and text is None:  # say why in the cell's record
+            code = self.proc.poll()
+            text = f"the runner ended (exit code {code})" if code is not None else "the runner closed its record channel"
         output = out.decode("utf-8", "replace")
         if dropped:
             output += f"\n[... {dropped} more bytes of output dropped by mmlab grade]\n"
