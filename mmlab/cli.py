@@ -5,7 +5,8 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress} [--json]
+    mmlab stress {train,evaluate,stream} ...
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 ``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
@@ -157,12 +158,73 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------- stress
+def _stress_detector(args: argparse.Namespace):
+    from mmlab.systems.stress import StressDetector
+
+    return StressDetector(model=args.model, baseline=args.baseline, baseline_s=args.baseline_s)
+
+
+def _cmd_stress_train(args: argparse.Namespace) -> int:
+    from mmlab.systems.stress import open_recordings
+
+    out = _check_out(args.out)
+    det = _stress_detector(args).fit(open_recordings(args.data, args.subjects), scheduler=args.scheduler,
+                                     progress=not args.quiet)
+    det.save(out)
+    print(f"saved a stress detector ({', '.join(det.modalities_)}; {det.n_train_windows_} training windows) to {out}")
+    return 0
+
+
+def _cmd_stress_evaluate(args: argparse.Namespace) -> int:
+    from mmlab.systems.stress import evaluate_loso, open_recordings
+
+    ev = evaluate_loso(_stress_detector(args), open_recordings(args.data, args.subjects),
+                       scheduler=args.scheduler, progress=not args.quiet)
+    result = {**ev.summary(), "per_subject": ev.per_subject().round(4).to_dict("records")}
+    if args.json:
+        _print_json(result)
+    else:
+        from mmlab import bench
+
+        print(bench.format_result("stress evaluate", result).replace("mmlab bench ", "mmlab ", 1))
+    return 0
+
+
+def _cmd_stress_stream(args: argparse.Namespace) -> int:
+    from mmlab.recording import Recording
+    from mmlab.systems.stress import StressDetector, open_recordings, stream_chunks
+
+    det = StressDetector.load(args.model)
+    path = Path(args.recording)
+    if any(path.glob("sub-*_recording.json")):
+        rec = Recording.load(path, mmap=True)
+    else:
+        sources = open_recordings(path, [args.subject] if args.subject else None)
+        if len(sources) > 1:
+            raise SystemExit(f"mmlab stress stream: {path} holds {len(sources)} subjects; choose one with --subject")
+        rec = sources[0].load()
+    for event in det.stream(stream_chunks(rec, args.chunk_s), subject=rec.subject):
+        if event["event"] != "window" or args.windows:
+            print(json.dumps(event, default=_jsonable_default), flush=True)
+    return 0
+
+
+def _jsonable_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
 
     result = bench.run(args.topic, **{k: v for k, v in vars(args).items()
-                                      if k in ("subjects", "seed", "scenario") and v is not None})
+                                      if k in ("subjects", "seed", "scenario", "data", "scheduler")
+                                      and v is not None})
     if args.json:
         _print_json(result)
     else:
@@ -226,7 +288,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--scenario")
+    p.add_argument("--data", help="a dataset folder instead of the synthetic default (bench stress)")
+    p.add_argument("--scheduler", help="dask: 'local' or a scheduler address (bench stress)")
     p.set_defaults(func=_cmd_bench)
+
+    stress = sub.add_parser("stress", help="the wearable stress system (chapter 50)").add_subparsers(
+        dest="stress_command", required=True)
+    for name, helptext in (("train", "fit a stress detector on a dataset folder and save it"),
+                           ("evaluate", "leave-one-subject-out evaluation on a dataset folder")):
+        p = stress.add_parser(name, help=helptext)
+        p.add_argument("data", help="a saved mmlab cohort, a Stress-Predict or a WESAD folder")
+        p.add_argument("--subjects", nargs="+", help="only these subjects")
+        p.add_argument("--model", default="temporal", choices=("temporal", "early", "attention"))
+        p.add_argument("--baseline", default="first", choices=("first", "rest", "all", "none"))
+        p.add_argument("--baseline-s", type=_positive_seconds, default=300.0)
+        p.add_argument("--scheduler", help="dask.distributed: 'local' or a scheduler address (default: serial)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        if name == "train":
+            p.add_argument("--out", required=True, help="model folder to write")
+            p.set_defaults(func=_cmd_stress_train)
+        else:
+            p.add_argument("--json", action="store_true")
+            p.set_defaults(func=_cmd_stress_evaluate)
+    p = stress.add_parser("stream", help="stream one recording through a saved model; alerts as JSON lines")
+    p.add_argument("recording", help="a dataset folder (with --subject) or one subject's folder of a saved cohort")
+    p.add_argument("--model", required=True, help="folder written by `mmlab stress train`")
+    p.add_argument("--subject", help="which subject of the dataset folder")
+    p.add_argument("--chunk-s", type=_positive_seconds, default=1.0, help="seconds of data per chunk")
+    p.add_argument("--windows", action="store_true", help="print every decided window too")
+    p.set_defaults(func=_cmd_stress_stream)
     return parser
 
 

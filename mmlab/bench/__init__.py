@@ -17,6 +17,7 @@ TOPICS = {
     "features": "vectorised windowed features vs a per-window neurokit2 reference (chapter 13)",
     "contrastive": "voice <-> transcript dual encoder on call_center (chapter 22)",
     "fusion": "every fusion method and the unimodal baselines, leave-one-subject-out (chapters 30-33)",
+    "stress": "the wearable stress system: LOSO window and event scores, consensus vs single modality, streaming (chapter 50)",
 }
 
 

@@ -54,7 +54,7 @@ from mmlab.systems.alerts import Alert, ConsensusAlerter
 from mmlab.validate import check_int, check_number, check_option, check_positive
 
 __all__ = ["StressDetector", "StressEvaluation", "evaluate_loso", "default_streams", "window_labels",
-           "stress_episodes", "stream_chunks", "FORMAT"]
+           "stress_episodes", "stream_chunks", "open_recordings", "FORMAT"]
 
 FORMAT = "mmlab-stress-detector/1"
 CLASSES = ("rest", "stress")
@@ -331,6 +331,11 @@ class StressDetector:
         Phase name -> "stress"/"rest" (default :data:`DEFAULT_LABEL_MAP`).
     purity : float, default 0.9
         A window is labelled only when one phase covers this share of it.
+    min_coverage : float, default 0.8
+        Share of a window a stream must cover for its features (else that modality is absent).
+    calibration_folds : int, default 3
+        The temperatures of the detectors and of the fused model are fitted on out-of-fold
+        probabilities, with the training subjects split into this many groups.
     random_state : int, default 0
 
     Examples
@@ -350,7 +355,7 @@ class StressDetector:
                  min_duration_s: float = 30.0, refractory_s: float = 300.0, min_quality: float = 0.5,
                  streams: Mapping[str, Sequence[str]] | None = None,
                  label_map: Mapping[str, str] | None = None, purity: float = 0.9,
-                 min_coverage: float = 0.8, random_state: int = 0):
+                 min_coverage: float = 0.8, calibration_folds: int = 3, random_state: int = 0):
         self.init_params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.window_s = check_positive(window_s, "window_s", unit="seconds")
         self.step_s = check_positive(step_s, "step_s", unit="seconds")
@@ -372,6 +377,7 @@ class StressDetector:
         self.label_map = dict(DEFAULT_LABEL_MAP if label_map is None else label_map)
         self.purity = check_number(purity, "purity", low=0.5, high=1.0)
         self.min_coverage = check_number(min_coverage, "min_coverage", low=0.0, high=1.0)
+        self.calibration_folds = check_int(calibration_folds, "calibration_folds", low=2)
         self.random_state = int(random_state)
 
     # ---------------------------------------------------------------- features
@@ -404,8 +410,8 @@ class StressDetector:
         recs = list(cohort)
         if not recs:
             raise SchemaError("the cohort is empty")
-        tabs = _map(self.window_table, recs, scheduler, progress, "features")
-        return pd.concat(tabs, ignore_index=True)
+        out = _map(_subject_task, [(self, r) for r in recs], scheduler, progress, "features")
+        return pd.concat([t for t, _ in out], ignore_index=True)
 
     # ---------------------------------------------------------------- calibration
     def _normalise(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -500,7 +506,6 @@ class StressDetector:
         """Fit on recordings (or on a table from :meth:`tables`)."""
         from sklearn.linear_model import LogisticRegression
 
-        from mmlab.evaluate import TemperatureScaler
 
         table = data if isinstance(data, pd.DataFrame) else self.tables(data, scheduler, progress)
         feats = [c for c in table.columns if "__" in c and "__q_" not in c]
@@ -528,43 +533,47 @@ class StressDetector:
         X = {m: X[m] for m in self.modalities_}
         mask = {m: mask[m] for m in self.modalities_}
         subjects = np.array(sorted(norm.loc[labelled, "subject"].unique()))
-        rng = np.random.default_rng(self.random_state)
-        n_cal = max(1, round(0.2 * len(subjects))) if len(subjects) >= 3 else 0
-        cal_subj = set(rng.choice(subjects, n_cal, replace=False)) if n_cal else set()
-        is_cal = norm["subject"].isin(cal_subj).to_numpy()
-        tr, cal = labelled & ~is_cal, labelled & is_cal
+        groups = norm["subject"].to_numpy()
+        folds = _subject_folds(subjects, self.calibration_folds, self.random_state)
         y = np.where(y_all == "stress", 1, 0)
+        mods = [m for m in self.modalities_ if len(set(y[labelled & mask[m]])) == 2]
+        self.modalities_ = mods
+        Xf, Mf = self._fused_inputs(norm, {m: X[m] for m in mods}, {m: mask[m] for m in mods})
+        anyp = np.any([mask[m] for m in mods], axis=0)
+
+        def detector(m, rows):
+            return LogisticRegression(max_iter=2000, class_weight="balanced", C=0.5).fit(X[m][rows], y[rows])
+
+        def fused_on(rows):
+            model = self._fused_model()
+            return model.fit({m: v[rows] for m, v in Xf.items()}, y_all[rows],
+                             mask={m: v[rows] for m, v in Mf.items()})
+
+        # Temperatures from out-of-fold probabilities (subjects held out together), so every
+        # training subject calibrates and the final models still see every subject.
+        oof = {m: np.full(len(norm), np.nan) for m in mods}
+        oof_fused = np.full((len(norm), 2), np.nan)
+        for held in folds:
+            out = np.isin(groups, held)
+            for m in mods:
+                rows, test = labelled & ~out & mask[m], labelled & out & mask[m]
+                if test.any() and len(set(y[rows])) == 2:
+                    oof[m][test] = detector(m, rows).predict_proba(X[m][test])[:, 1]
+            rows, test = np.flatnonzero(labelled & ~out & anyp), np.flatnonzero(labelled & out & anyp)
+            if len(test) and len(set(y_all[rows])) == 2:
+                model = fused_on(rows)
+                pr = model.predict_proba({m: v[test] for m, v in Xf.items()}, mask={m: v[test] for m, v in Mf.items()})
+                oof_fused[test] = pr[:, [list(model.classes_).index(c) for c in CLASSES]]
         self.detectors_, self.temperatures_ = {}, {}
-        for m in self.modalities_:
-            rows = tr & mask[m]
-            if len(set(y[rows])) < 2:
-                continue
-            clf = LogisticRegression(max_iter=2000, class_weight="balanced", C=0.5)
-            clf.fit(X[m][rows], y[rows])
-            self.detectors_[m] = clf
-            crow = cal & mask[m]
-            ts = TemperatureScaler()
-            if crow.sum() >= 10 and len(set(y[crow])) == 2:
-                ts.fit_proba(clf.predict_proba(X[m][crow]), y[crow], classes=[0, 1])
-            else:
-                ts.temperature_ = 1.0
-            self.temperatures_[m] = ts
-        self.modalities_ = [m for m in self.modalities_ if m in self.detectors_]
-        Xf, Mf = self._fused_inputs(norm, {m: X[m] for m in self.modalities_},
-                                    {m: mask[m] for m in self.modalities_})
-        anyp = np.any([mask[m] for m in self.modalities_], axis=0)
-        rows = np.flatnonzero(tr & anyp)
-        fused = self._fused_model()
-        fused.fit({m: v[rows] for m, v in Xf.items()}, y_all[rows], mask={m: v[rows] for m, v in Mf.items()})
-        self.fused_ = fused
-        self.fused_temperature_ = TemperatureScaler()
-        crow = np.flatnonzero(cal & anyp)
-        if len(crow) >= 10 and len(set(y_all[crow])) == 2:
-            p = fused.predict_proba({m: v[crow] for m, v in Xf.items()}, mask={m: v[crow] for m, v in Mf.items()})
-            self.fused_temperature_.fit_proba(p, y_all[crow], classes=list(fused.classes_))
-        else:
-            self.fused_temperature_.temperature_ = 1.0
-        self.calibration_subjects_ = sorted(cal_subj)
+        for m in mods:
+            self.detectors_[m] = detector(m, labelled & mask[m])
+            ok = np.isfinite(oof[m])
+            self.temperatures_[m] = _temperature(np.c_[1 - oof[m][ok], oof[m][ok]], y[ok])
+        rows = np.flatnonzero(labelled & anyp)
+        self.fused_ = fused_on(rows)
+        ok = np.isfinite(oof_fused[:, 0])
+        self.fused_temperature_ = _temperature(oof_fused[ok], y[ok])
+        tr = labelled
         self.n_train_windows_ = int(tr.sum())
         return self
 
@@ -692,6 +701,24 @@ class StressDetector:
         return det
 
 
+def _subject_folds(subjects: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Subjects shuffled (seeded) into ``min(n_folds, n)`` groups held out together."""
+    order = np.random.default_rng(seed).permutation(subjects)
+    return [f for f in np.array_split(order, min(n_folds, len(order))) if len(f)]
+
+
+def _temperature(proba: np.ndarray, y: np.ndarray):
+    """A temperature fitted on out-of-fold ``(rest, stress)`` probabilities; 1 (no change)
+    when there are fewer than 20 of them or one class only."""
+    from mmlab.evaluate import TemperatureScaler
+
+    ts = TemperatureScaler()
+    if len(y) >= 20 and len(set(y)) == 2:
+        return ts.fit_proba(proba, y, classes=[0, 1])
+    ts.temperature_ = 1.0
+    return ts
+
+
 def _rows(probs: pd.DataFrame, modalities: Sequence[str]):
     """(t, proba, present, quality, fused) per decided window, for ConsensusAlerter.update."""
     P = probs[[f"p_{m}" for m in modalities]].to_numpy(float)
@@ -817,12 +844,75 @@ def _map(fn, items, scheduler, progress, desc):
     return map_tasks(fn, items, scheduler=scheduler, progress=progress, desc=desc)
 
 
+# ----------------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class SubjectSource:
+    """One subject of a dataset folder, read only when a task needs it (memory stays
+    bounded by one subject per worker; saved mmlab cohorts are memory-mapped)."""
+
+    format: str
+    root: str
+    subject: str
+
+    def load(self) -> Recording:
+        if self.format == "mmlab-cohort":
+            return Recording.load(Path(self.root) / f"sub-{self.subject}", mmap=True)
+        if self.format == "stress_predict":
+            from mmlab.io.empatica import read_stress_predict
+
+            return read_stress_predict(self.root, subjects=[self.subject])[self.subject]
+        if self.format == "wesad":
+            from mmlab.io.wesad import read_wesad_subject
+
+            return read_wesad_subject(Path(self.root) / self.subject)
+        raise SchemaError(f"unknown source format {self.format!r}")
+
+
+def open_recordings(path: str | Path, subjects: Iterable[str] | None = None) -> list[SubjectSource]:
+    """The subjects of a dataset folder the stress system can read: a saved mmlab cohort
+    (``mmlab data make``), Stress-Predict (``Raw_data/SXX``) or WESAD (``SX/SX.pkl``)."""
+    from mmlab.io.describe import detect_format
+
+    root = Path(path).expanduser()
+    fmt = detect_format(root)
+    if fmt == "mmlab-cohort":
+        info = json.loads((root / "dataset_description.json").read_text())
+        if not info.get("complete", True):
+            raise SchemaError(f"{root}: the cohort is incomplete (its writing was interrupted)")
+        ids = [str(x) for x in info.get("subjects", [])]
+    elif fmt == "stress_predict":
+        from mmlab.io.empatica import stress_predict_subjects
+
+        ids = stress_predict_subjects(root)
+    elif fmt == "wesad":
+        from mmlab.io.wesad import wesad_subjects
+
+        ids = wesad_subjects(root)
+    else:
+        raise SchemaError(f"{root} holds {fmt!r} data; the stress system reads a saved mmlab cohort, "
+                          "Stress-Predict or WESAD")
+    if subjects is not None:
+        want = [str(x) for x in subjects]
+        unknown = sorted(set(want) - set(ids))
+        if unknown:
+            raise SchemaError(f"{root}: no subject(s) {unknown}; it has {ids}")
+        ids = want
+    if not ids:
+        raise SchemaError(f"{root}: no subjects")
+    return [SubjectSource(fmt, str(root), i) for i in ids]
+
+
+def _recording(item) -> Recording:
+    return item.load() if isinstance(item, SubjectSource) else item
+
+
 # -------------------------------------------------------------------------- evaluation
 def _subject_task(args):
-    det, rec = args
+    det, item = args
+    rec = _recording(item)
     table = det.window_table(rec)
     lo, hi = _recording_span(rec)
-    return table, {"episodes": stress_episodes(rec, det.label_map), "span": (lo, hi)}
+    return table, {"subject": rec.subject, "episodes": stress_episodes(rec, det.label_map), "span": (lo, hi)}
 
 
 def _fold_task(args):
@@ -958,6 +1048,60 @@ class StressEvaluation:
         best = ok.sort_values(["false_alerts_per_hour", "latency_median_s"]).iloc[0]
         return best.to_dict()
 
+    def select_rule(self, target_recall: float = 0.9, grid: pd.DataFrame | None = None,
+                    rule: str = "consensus") -> dict:
+        """Choose the alert rule's ``k``, ``on`` and minimum duration *nested*: for each
+        subject, the setting with the fewest false alerts per hour among those reaching
+        ``target_recall`` on the *other* subjects (ties: lower latency), applied to that
+        subject. Returns the pooled figures of the held-out subjects and the settings chosen
+        (the most frequent is the one to deploy)."""
+        from collections import Counter
+
+        target_recall = check_number(target_recall, "target_recall", low=0.0, high=1.0)
+        subjects = sorted(self.windows["subject"].unique())
+        settings = self._grid(rule) if grid is None else grid
+        per = {}  # setting -> per-subject events table
+        for st in settings:
+            per[st] = self.events(rule, per_subject=True, **self._params(rule, st)).set_index("subject")
+        chosen, rows = [], []
+        for s in subjects:
+            best = None
+            for st, tab in per.items():
+                other = tab.drop(index=s)
+                n_ep = other["n_episodes"].sum()
+                recall = other["n_detected"].sum() / n_ep if n_ep else float("nan")
+                fa = other["n_false_alerts"].sum() / (other["non_stress_time_s"].sum() / 3600)
+                lat = [x for v in other["latencies_s"] for x in v]
+                key = (fa, float(np.median(lat)) if lat else math.inf)
+                if recall >= target_recall - 1e-9 and (best is None or key < best[0]):
+                    best = (key, st)
+            if best is None:  # nothing reaches the target: the most sensitive setting
+                best = (None, max(per, key=lambda st: per[st].drop(index=s)["n_detected"].sum()))
+            chosen.append(best[1])
+            rows.append(per[best[1]].loc[s])
+        held = pd.DataFrame(rows)
+        lat = [x for v in held["latencies_s"] for x in v]
+        quiet = float(held["non_stress_time_s"].sum())
+        n_ep = int(held["n_episodes"].sum())
+        deploy = Counter(chosen).most_common(1)[0][0]
+        return {"rule": rule, "event_recall": float(held["n_detected"].sum() / n_ep) if n_ep else float("nan"),
+                "latency_median_s": float(np.median(lat)) if lat else float("nan"),
+                "false_alerts_per_hour": float(held["n_false_alerts"].sum() / (quiet / 3600)) if quiet else float("nan"),
+                "n_false_alerts": int(held["n_false_alerts"].sum()), "n_detected": int(held["n_detected"].sum()),
+                "n_episodes": n_ep, "settings": self._params(rule, deploy),
+                "settings_agreement": Counter(chosen).most_common(1)[0][1] / len(chosen)}
+
+    def _grid(self, rule: str):
+        ks = (1, 2, 3) if rule == "consensus" else (1,)
+        return [(k, on, T) for k in ks for on in (0.6, 0.7, 0.8, 0.9) for T in (0, 30, 60, 120)]
+
+    @staticmethod
+    def _params(rule: str, st) -> dict:
+        k, on, T = st
+        return {"k": int(k), "on": float(on), "off": float(max(on - 0.2, 0.0)), "min_duration_s": float(T)}
+
+
+
 
 def evaluate_loso(detector: StressDetector, data: Cohort | Iterable[Recording], scheduler: str | None = None,
                   progress: bool = False) -> StressEvaluation:
@@ -973,12 +1117,12 @@ def evaluate_loso(detector: StressDetector, data: Cohort | Iterable[Recording], 
         raise SchemaError(f"leave-one-subject-out needs at least 3 subjects, got {len(recs)}")
     out = _map(_subject_task, [(detector, r) for r in recs], scheduler, progress, "features")
     table = pd.concat([t for t, _ in out], ignore_index=True)
-    info = {r.subject: i for r, (_, i) in zip(recs, out)}
+    info = {i["subject"]: i for _, i in out}
     with_stress = [s for s, i in info.items() if i["episodes"]]
     if not with_stress:
         raise SchemaError("no subject has a stress phase: nothing to detect")
     params = dict(detector.init_params)
-    folds = _map(_fold_task, [(params, table, r.subject) for r in recs], scheduler, progress, "folds")
+    folds = _map(_fold_task, [(params, table, subj) for subj in info], scheduler, progress, "folds")
     windows = pd.concat(folds, ignore_index=True)
     mods = sorted({c[2:] for c in windows.columns if c.startswith("p_")},
                   key=lambda m: [c for c in windows.columns].index(f"p_{m}"))

@@ -1,0 +1,241 @@
+"""The wearable stress system (mmlab.systems.stress): labels, calibration, streaming = batch,
+save/load, bad input, leave-one-subject-out evaluation."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmlab import synth
+from mmlab.errors import SchemaError
+from mmlab.recording import Recording, Stream
+from mmlab.systems.stress import (StressDetector, default_streams, evaluate_loso, stream_chunks,
+                                  stress_episodes, window_labels)
+
+FAST = dict(baseline_s=60, block_s=30, min_duration_s=20, refractory_s=60, epochs=30)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return synth.stress_protocol(n_subjects=5, fast=True, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tables(cohort):
+    det = StressDetector(model="early", **FAST)
+    return det.tables(cohort)
+
+
+@pytest.fixture(scope="module")
+def early(tables):
+    """Early fusion fitted on S01-S04 (FAST sessions are too short to train the LSTM well)."""
+    return StressDetector(model="early", **FAST).fit(tables[tables["subject"] != "S05"])
+
+
+@pytest.fixture(scope="module")
+def temporal(cohort, tables):
+    """The default (temporal) model fitted on S01-S04; S05 is held out."""
+    return StressDetector(**FAST).fit(tables[tables["subject"] != "S05"])
+
+
+def _rec_with(annotations, seconds=300.0):
+    x = np.sin(np.arange(int(seconds * 4)) / 7.0) + 5.0
+    return Recording("01", [Stream("eda", x, "eda", rate=4.0, device="wrist")], annotations=annotations)
+
+
+# ------------------------------------------------------------------------------ labels
+def test_window_labels_pure_windows_only():
+    rec = _rec_with([{"onset": 0, "duration": 100, "kind": "phase", "label": "baseline"},
+                     {"onset": 100, "duration": 100, "kind": "phase", "label": "stress"},
+                     {"onset": 200, "duration": 100, "kind": "phase", "label": "transient"}])
+    starts = np.array([0.0, 60.0, 80.0, 100.0, 170.0, 180.0, 200.0])
+    got = window_labels(rec, starts, starts + 30.0)
+    # 80-110 straddles (20 s rest, 10 s stress); 180-210 has 20 s stress then transient
+    assert list(got) == ["rest", "rest", None, "stress", "stress", None, None]
+
+
+def test_window_labels_from_a_stress_column():
+    ann = pd.DataFrame({"onset": [0.0, 150.0], "duration": [150.0, 150.0], "kind": ["phase", "phase"],
+                        "label": ["Baseline", "Stroop Test"], "stress": [0.0, 1.0]})
+    rec = _rec_with(ann)
+    got = window_labels(rec, np.array([0.0, 200.0]), np.array([30.0, 230.0]))
+    assert list(got) == ["rest", "stress"]
+
+
+def test_a_stress_phase_outside_the_recording_is_an_error():
+    rec = _rec_with([{"onset": 1000, "duration": 100, "kind": "phase", "label": "stress"}])
+    with pytest.raises(SchemaError, match="outside the recording"):
+        stress_episodes(rec)
+    rec = _rec_with([{"onset": 250, "duration": 100, "kind": "phase", "label": "stress"}])
+    assert stress_episodes(rec) == [(250.0, 300.0)]  # clipped to the recording's end
+
+
+def test_a_recording_with_no_usable_stream_is_named():
+    rec = Recording("07", [Stream("light", np.ones(100), "light", rate=1.0)])
+    with pytest.raises(SchemaError, match="'07' has no stream the stress detector can use"):
+        default_streams(rec)
+
+
+# ------------------------------------------------------------------------- calibration
+def test_per_person_calibration_is_a_z_score_against_the_first_minutes(tables):
+    det = StressDetector(model="early", **FAST).fit(tables)
+    one = tables[tables["subject"] == "S02"].reset_index(drop=True)
+    col = "ecg__hr_mean"
+    norm = det._normalise(one)
+    valid = one[det.features_].notna().any(axis=1).to_numpy()
+    t0 = one["start"][valid].iloc[0]
+    base = one["end"] <= t0 + 60
+    expect = (one[col] - one.loc[base, col].mean()) / one.loc[base, col].std(ddof=0)
+    np.testing.assert_allclose(norm[col], expect, rtol=1e-9)
+    assert not norm.loc[base, "calibrated"].any() and norm.loc[~base, "calibrated"].all()
+    probs = det.predict_table(one)
+    assert probs.loc[base.to_numpy(), "fused"].isna().all()  # nothing is decided before calibration ends
+    assert probs.loc[~base.to_numpy(), "fused"].notna().mean() > 0.8
+
+
+def test_training_needs_both_classes(tables):
+    rest_only = tables[tables["label"] != "stress"]
+    with pytest.raises(SchemaError, match="need both"):
+        StressDetector(model="early", **FAST).fit(rest_only)
+
+
+def test_unfitted_and_bad_parameters_are_named(cohort):
+    with pytest.raises(SchemaError, match="not fitted"):
+        StressDetector().predict_proba(cohort["S01"])
+    with pytest.raises(SchemaError, match="multiple of step_s"):
+        StressDetector(step_s=10, block_s=25)
+    with pytest.raises(Exception, match="off must be <= on"):
+        StressDetector(on=0.5, off=0.7)
+
+
+# ------------------------------------------------------------------------ predictions
+def test_the_held_out_stress_phase_is_found(early, cohort):
+    probs = early.predict_proba(cohort["S05"])
+    lab = probs["label"].to_numpy()
+    ok = np.isfinite(probs["fused"].to_numpy(float))
+    stress = probs["fused"][ok & (lab == "stress")]
+    rest = probs["fused"][ok & (lab == "rest")]
+    assert len(stress) >= 2 and len(rest) >= 5
+    assert stress.min() > rest.max()
+    for m in early.modalities_:
+        p = probs[f"p_{m}"].to_numpy(float)
+        assert np.all((p[np.isfinite(p)] >= 0) & (p[np.isfinite(p)] <= 1))
+        assert not np.isfinite(p[~probs[f"present_{m}"].to_numpy(bool)]).any()  # absent: no probability
+
+
+def test_a_missing_device_shrinks_the_modalities_it_never_votes(temporal, cohort):
+    rec = cohort["S05"]
+    wrist_only = Recording(rec.subject, [s for s in rec.streams.values() if s.device != "chest"],
+                           annotations=rec.annotations, meta=rec.meta)
+    probs = temporal.predict_proba(wrist_only)
+    for m in ("ecg", "eda", "resp"):
+        if m in temporal.modalities_:
+            assert not probs[f"present_{m}"].any() and probs[f"p_{m}"].isna().all()
+    assert probs["fused"].notna().sum() > 10  # still scored from the wrist
+    for a in temporal.alerts(wrist_only):
+        assert not {"ecg", "eda", "resp"} & set(a.voters)
+
+
+def test_a_flat_chest_ecg_is_absent_not_an_alert_source(temporal, cohort):
+    rec = cohort["S05"]
+    ecg = rec["chest_ecg"]
+    flat = Recording(rec.subject, [ecg.replace(data=np.full_like(ecg.data, 0.1)) if s.name == "chest_ecg" else s
+                                   for s in rec.streams.values()], annotations=rec.annotations, meta=rec.meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probs = temporal.predict_proba(flat)
+    assert not probs["present_ecg"].any()
+    assert (probs["quality_ecg"] == 0).all()
+    assert all("ecg" not in a.voters for a in temporal.alerts(flat))
+
+
+# -------------------------------------------------------------------------- streaming
+def _compare(det, rec, events):
+    batch = det.predict_proba(rec)
+    win = pd.DataFrame([e for e in events if e["event"] == "window"])
+    assert len(win) == len(batch)
+    np.testing.assert_array_equal(win["end"].to_numpy(float), batch["end"].to_numpy(float))
+    cols = ["fused"] + [f"p_{m}" for m in det.modalities_]
+    a, b = batch[cols].to_numpy(float), win[cols].astype(float).to_numpy()
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a[np.isfinite(a)], b[np.isfinite(b)], rtol=0, atol=1e-9)
+    streamed = [e["alert"] for e in events if e["event"] == "alert_ended"]
+    raised = [e["alert"] for e in events if e["event"] == "alert_raised"]
+    expect = [x.to_dict() for x in det.alerts(rec)]
+    key = lambda d: (d["onset"], d["raised_at"], d["end"], sorted(d["voters"]), d["n_present"])  # noqa: E731
+    assert [key(d) for d in streamed] == [key(d) for d in expect]
+    assert len(raised) == len(expect)
+    return batch, win
+
+
+def test_streaming_equals_batch_with_irregular_arrival(temporal, cohort):
+    rec = cohort["S05"]
+    events = list(temporal.stream(stream_chunks(rec, 1.0, jitter_s=1.5, seed=4)))
+    batch, _ = _compare(temporal, rec, events)
+    assert batch["fused"].notna().sum() > 10
+
+
+def test_a_modality_that_drops_out_and_returns(temporal, cohort):
+    """The wrist EDA stops delivering for 60 s: those windows lack it, nothing crashes,
+    and the stream still equals the batch path on the recording with that gap."""
+    rec = cohort["S05"]
+    name = "wrist_eda"
+    t0, t1 = 150.0, 210.0
+    s = rec[name]
+    t = s.timestamps()
+    gap = s.replace(data=np.where(((t >= t0) & (t < t1))[:, None], np.nan, s.data))
+    gapped = Recording(rec.subject, [gap if x.name == name else x for x in rec.streams.values()],
+                       annotations=rec.annotations, meta=rec.meta)
+    events = list(temporal.stream(stream_chunks(rec, 1.0, jitter_s=0.5, drop={name: (t0, t1)})))
+    batch, win = _compare(temporal, gapped, events)
+    inside = (win["start"] >= t0) & (win["end"] <= t1)
+    assert inside.any() and not win.loc[inside, "present_wrist_eda"].astype(bool).any()
+    after = win["start"] >= t1 + 30
+    assert win.loc[after, "present_wrist_eda"].astype(bool).any()  # it votes again once back
+
+
+def test_stream_refuses_a_non_causal_baseline(tables, cohort):
+    det = StressDetector(model="early", baseline="all", **FAST).fit(tables)
+    with pytest.raises(SchemaError, match="streaming"):
+        list(det.stream(stream_chunks(cohort["S01"])))
+
+
+# ---------------------------------------------------------------------------- save/load
+def test_save_load_round_trip_and_version_check(temporal, cohort, tmp_path):
+    folder = temporal.save(tmp_path / "model")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["modalities"] == temporal.modalities_ and manifest["classes"] == ["rest", "stress"]
+    back = StressDetector.load(folder)
+    pd.testing.assert_frame_equal(back.predict_proba(cohort["S05"]), temporal.predict_proba(cohort["S05"]))
+    manifest["mmlab_version"] = "0.0.1"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SchemaError, match="saved by mmlab 0.0.1"):
+        StressDetector.load(folder)
+    manifest["format"] = "something-else/9"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SchemaError, match="model format"):
+        StressDetector.load(folder)
+    with pytest.raises(SchemaError, match="no manifest.json"):
+        StressDetector.load(tmp_path)
+
+
+# --------------------------------------------------------------------------- evaluation
+def test_loso_evaluation_scores_and_rule_selection(cohort):
+    ev = evaluate_loso(StressDetector(model="early", **FAST), cohort)
+    assert set(ev.windows["subject"]) == {f"S0{i}" for i in range(1, 6)}
+    s = ev.summary()
+    assert s["n_subjects"] == 5 and s["n_episodes"] == 5
+    assert s["auroc"] > 0.8 and s["balanced_accuracy"] > 0.7
+    assert s["balanced_accuracy_min_subject"] <= s["balanced_accuracy"]
+    per = ev.per_subject()
+    assert len(per) == 5 and (per["n_episodes"] == 1).all()
+    ev_any = ev.events("consensus", k=1, on=0.5, off=0.3, min_duration_s=0)
+    ev_strict = ev.events("consensus", k=3, on=0.95, off=0.9, min_duration_s=60)
+    assert ev_any["n_false_alerts"] >= ev_strict["n_false_alerts"]  # stricter rules never add alerts
+    assert ev_any["event_recall"] >= ev_strict["event_recall"]
+    sel = ev.select_rule(0.6)
+    assert set(sel["settings"]) == {"k", "on", "off", "min_duration_s"} and 0 <= sel["event_recall"] <= 1
