@@ -15,7 +15,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "mmlab"
 
 LAYERS = {
-    "errors": 0, "validate": 0, "_torch": 0, "__init__": 0,
+    "errors": 0, "validate": 0, "_torch": 0, "parallel": 0, "__init__": 0,
     "recording": 1, "teach": 1,
     "io": 2, "synth": 2, "viz": 2,
     "align": 3, "bio": 3, "text": 3, "voice": 3, "images": 3, "sensors": 3,
