@@ -16,7 +16,9 @@ in the order of the items, whatever ran them:
 ==============================  ==============================================================
 
 The results are the same objects, bit for bit, in every mode: each item is one task, whose
-result is pickled back unchanged. When tasks fail, the exception of the *first* failing item
+result is pickled back unchanged. (A computation whose last bits depend on the number of BLAS
+threads is the exception: dask starts its worker processes with one OpenMP/MKL/OpenBLAS
+thread, so run the serial reference with one thread too, as the tests do.) When tasks fail, the exception of the *first* failing item
 (in item order, as a loop would raise it) is re-raised with its own type and message, and a
 note naming the task, its index and the item; tasks after it are cancelled.
 
@@ -42,7 +44,8 @@ from typing import Any, Callable, Iterable
 from mmlab.errors import MMLabError
 from mmlab.validate import check_int, check_positive
 
-__all__ = ["map_tasks", "check_scheduler", "SchedulerError", "SCHEDULERS", "CONNECT_TIMEOUT_S"]
+__all__ = ["map_tasks", "check_scheduler", "scheduler_argument", "SchedulerError", "SCHEDULERS",
+           "CONNECT_TIMEOUT_S"]
 
 #: The named schedulers; any other string is a scheduler address.
 SCHEDULERS = ("serial", "local")
@@ -86,6 +89,24 @@ def check_scheduler(scheduler: Any) -> str:
     if not 1 <= port <= 65535:
         raise SchedulerError(f"scheduler address {scheduler!r}: port {port} is not in 1..65535")
     return f"{m.group('proto') or 'tcp'}://{m.group('host')}:{port}"
+
+
+def scheduler_argument(text: str) -> str:
+    """:func:`check_scheduler` as an argparse ``type=``: a bad value becomes a usage error
+    that prints the same message (argparse hides a plain ValueError's text).
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("--scheduler", type=scheduler_argument, default="serial")
+    >>> parser.parse_args(["--scheduler", "127.0.0.1:8786"]).scheduler
+    'tcp://127.0.0.1:8786'
+    """
+    import argparse
+
+    try:
+        return check_scheduler(text)
+    except SchedulerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def default_workers() -> int:

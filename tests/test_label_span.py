@@ -12,7 +12,7 @@ import pytest
 
 import mmlab.io as mio
 from mmlab.errors import SchemaError
-from mmlab.io._common import LABEL_SPAN_COLUMNS, check_label_span, recording_span
+from mmlab.io._common import LABEL_SPAN_COLUMNS, check_label_span, label_span_table, recording_span
 from mmlab.recording import Recording, Stream
 
 
@@ -131,6 +131,9 @@ def test_stress_predict_reader_clips_and_reports(tmp_path):
     np.testing.assert_array_equal(ph["duration"], [6.0, 60.0])
     assert [r["status"] for r in rec.meta["label_span"]] == ["outside", "clipped", "inside"]
     assert rec.meta["labels_outside"] == ["consent (-294 .. -174 s; span 0 .. 120 s)"]
+    table = label_span_table([rec, mio.read_stress_predict_subject(root, "S02", labels=None)])
+    assert list(table["phase"]) == ["consent", "baseline_questionnaire", "stroop"]
+    assert label_span_table([]).columns.tolist() == list(LABEL_SPAN_COLUMNS)
 
 
 def test_stress_predict_reader_fails_on_a_stress_phase_past_the_end(tmp_path):
@@ -195,7 +198,7 @@ def test_stress_predict_sample_label_spans(data_dir):
     if not root.is_dir():
         pytest.skip(f"{root} is not there")
     cohort = mio.read_stress_predict(root)
-    report = pd.concat([pd.DataFrame(r.meta["label_span"]) for r in cohort], ignore_index=True)
+    report = label_span_table(cohort)
     assert len(report) == 90 and set(report["subject"]) == set(EXPECTED_NOT_INSIDE)
     stress = report[report["stress"] == 1]
     assert len(stress) == 27 and (stress["status"] == "inside").all()

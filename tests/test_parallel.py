@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmlab.errors import MMLabError
-from mmlab.parallel import SchedulerError, check_scheduler, default_workers, map_tasks
+from mmlab.parallel import SchedulerError, check_scheduler, default_workers, map_tasks, scheduler_argument
 
 
 def planted(seed: int) -> tuple[float, np.ndarray]:
@@ -63,6 +63,19 @@ def test_check_scheduler_rejects(bad, match):
     with pytest.raises(SchedulerError, match=match) as info:
         map_tasks(abs, [1], scheduler=bad)
     assert isinstance(info.value, MMLabError) and isinstance(info.value, ValueError)
+
+
+def test_cli_argument_prints_the_reason(capsys):
+    """As an argparse type, a typo exits with a usage error that says what is allowed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="mmlab stress train")
+    parser.add_argument("--scheduler", type=scheduler_argument, default="serial")
+    assert parser.parse_args([]).scheduler == "serial"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--scheduler", "lcoal"])
+    err = capsys.readouterr().err
+    assert "argument --scheduler: scheduler must be 'serial', 'local' or a dask scheduler address" in err
 
 
 def test_bad_arguments():

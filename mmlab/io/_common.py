@@ -225,3 +225,15 @@ def _clip_annotations(rec, index: np.ndarray, report: pd.DataFrame, start: float
     rec.meta["labels_outside"] = [
         f"{r.phase} ({r.onset:g} .. {r.end:g} s; span {r.span_start:g} .. {r.span_end:g} s)"
         for r in report[report["status"] == "outside"].itertuples()]
+
+
+def label_span_table(recordings: Iterable) -> pd.DataFrame:
+    """The label-span reports the readers kept (``rec.meta["label_span"]``) as one table,
+    one row per checked interval (columns :data:`LABEL_SPAN_COLUMNS`); a recording read
+    without labels adds no rows. E.g. ``label_span_table(read_stress_predict(root))``.
+    """
+    frames = [pd.DataFrame(rec.meta["label_span"], columns=list(LABEL_SPAN_COLUMNS))
+              for rec in recordings if rec.meta.get("label_span")]
+    if not frames:
+        return pd.DataFrame(columns=list(LABEL_SPAN_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
