@@ -47,11 +47,13 @@ def make_e4(folder: Path, start: float = T0, seconds: int = 40) -> Path:
     return folder
 
 
-def make_stress_predict(root: Path, subjects=("S02", "S09")) -> Path:
-    """Raw_data/SXX E4 folders and both forms of the time log."""
+def make_stress_predict(root: Path, subjects=("S02", "S09"), seconds: int = 40) -> Path:
+    """Raw_data/SXX E4 folders and both forms of the time log. The readers check the phases
+    against the recording span, so reading labels needs ``seconds >= 306`` (the end of the
+    stress phases); 40 s is enough for the file-level checks."""
     starts = {"S02": T0, "S09": T0 + 4 * 3600}  # S09 in the afternoon (13:52:54 UTC)
     for s in subjects:
-        make_e4(root / "Raw_data" / s, start=starts[s])
+        make_e4(root / "Raw_data" / s, start=starts[s], seconds=seconds)
     rows = [("S02", "2022-02-07", "Consent", "09:50:00", "09:52:00", 0),
             ("S02", "2022-02-07", "Stroop Test", "09:53:00", "09:58:00", 1),
             ("S09", "2022-02-07", "Stroop Test", "01:53:00", "01:58:00", 1),  # 12-hour log: 13:53
@@ -110,14 +112,17 @@ def test_read_e4_streams_rates_units_and_clock(tmp_path):
 
 
 def test_stress_predict_phases_on_reference_clock(tmp_path):
-    """Local time-log times map to onsets on the E4 clock; hours 1-7 are afternoon."""
-    cohort = mio.read_stress_predict(make_stress_predict(tmp_path))
+    """Local time-log times map to onsets on the E4 clock; hours 1-7 are afternoon; a phase
+    logged before the E4 started is reported and left out of the labels."""
+    cohort = mio.read_stress_predict(make_stress_predict(tmp_path, seconds=400))
     assert cohort.subjects == ["S02", "S09"]
     s02 = cohort["S02"].phases()
-    assert list(s02["label"]) == ["consent", "stroop"]
-    np.testing.assert_allclose(s02["onset"], [-174.0, 6.0])  # 09:50:00 and 09:53:00 vs 09:52:54
-    np.testing.assert_allclose(s02["duration"], [120.0, 300.0])
-    assert list(s02["stress"]) == [0, 1] and list(s02["text"]) == ["Consent", "Stroop Test"]
+    assert list(s02["label"]) == ["stroop"]
+    np.testing.assert_allclose(s02["onset"], [6.0])  # 09:53:00 vs 09:52:54
+    np.testing.assert_allclose(s02["duration"], [300.0])
+    assert list(s02["stress"]) == [1] and list(s02["text"]) == ["Stroop Test"]
+    # 09:50:00-09:52:00 is before the recording started at 09:52:54
+    assert cohort["S02"].meta["labels_outside"] == ["consent (-174 .. -54 s; span 0 .. 400 s)"]
     s09 = cohort["S09"].phases()
     np.testing.assert_allclose(s09["onset"], [6.0, 306.0])  # 01:53 logged = 13:53 UTC
     assert cohort["S09"].label_at(100.0)[0] == "stroop"
@@ -125,7 +130,7 @@ def test_stress_predict_phases_on_reference_clock(tmp_path):
 
 def test_stress_predict_xlsx_matches_csv(tmp_path):
     """The Excel time log (openpyxl) gives the same phases as the CSV segments."""
-    root = make_stress_predict(tmp_path)
+    root = make_stress_predict(tmp_path, seconds=400)
     write_time_log_xlsx(root / "Processed_data" / "Time_logs.xlsx")
     a = mio.read_stress_predict(root, labels="xlsx")
     b = mio.read_stress_predict(root, labels="csv")

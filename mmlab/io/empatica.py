@@ -31,13 +31,21 @@ Button presses become ``kind="event"`` annotations labelled ``"tag"``. Every str
 ``segments_from_time_logs.csv``) as ``kind="phase"`` annotations with labels
 ``consent, baseline_questionnaire, stroop, relax, interview, hyperventilation,
 questionnaire, relax_baseline`` (the original name is kept in ``text``, and a ``stress``
-column is 1 for Stroop, interview and hyperventilation). Two quirks of the time log are
+column is 1 for Stroop, interview and hyperventilation). Three quirks of the time log are
 handled here, not hidden:
 
 * times are Irish local wall-clock times with **minute** resolution (the tags are exact);
   they are converted to UTC with the Europe/Dublin time zone (UTC in February–March);
 * the log uses a 12-hour clock without am/pm: sessions ran between 09:00 and 17:00, so an
-  hour from 1 to 7 means the afternoon (``01:05`` is 13:05).
+  hour from 1 to 7 means the afternoon (``01:05`` is 13:05);
+* some logged phases lie outside what the wristband recorded (``Consent`` is logged before
+  the E4 was started, ``Baseline/Questionniare`` often straddles the start, the last
+  ``Relax/Baseline`` may run past the end). Every phase is checked against the recording
+  span by :func:`mmlab.io._common.check_label_span`: a stress phase not fully inside is a
+  SchemaError at read time; another phase partly outside is clipped to the span; one
+  entirely outside is removed from the annotations. The per-phase report (subject, phase,
+  interval as logged, span, ``inside``/``clipped``/``outside``) is kept in
+  ``rec.meta["label_span"]`` and the removed phases are named in ``rec.meta["labels_outside"]``.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import DataFormatError, DatasetError
-from mmlab.io._common import existing_dir, existing_file
+from mmlab.io._common import check_label_span, existing_dir, existing_file
 from mmlab.recording import Cohort, Recording, Stream
 from mmlab.validate import check_rate
 
@@ -321,6 +329,7 @@ def read_time_logs(path: str | Path) -> pd.DataFrame:
     if len(bad):
         r = bad.iloc[0]
         raise DataFormatError(f"{path}: subject {r.subject} phase {r.phase!r} ends before it starts")
+    table.attrs["path"] = str(path)
     return table
 
 
@@ -446,6 +455,8 @@ def read_stress_predict_subject(root: str | Path, subject: str, labels: str | No
     rec.add_annotations([{
         "onset": r.start_unix - rec.t0, "duration": r.end_unix - r.start_unix, "kind": "phase",
         "label": r.label, "text": r.phase, "stress": int(r.stress)} for r in mine.itertuples()])
+    source = log.attrs.get("path") or "Stress-Predict time log"
+    check_label_span(rec, kinds=("phase",), clip=True, source=f"{source}, subject {subject}")
     sessions = mine["session_id"].dropna()
     if len(sessions):
         rec.meta["e4_session_id"] = int(sessions.iloc[0]) if str(sessions.iloc[0]).isdigit() else sessions.iloc[0]

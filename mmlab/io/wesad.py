@@ -18,7 +18,11 @@ wrist_temp`` (wrist ACC is converted to g, like :func:`mmlab.io.read_e4`).
 Labels become ``kind="phase"`` annotations, one per run of equal codes, with an extra
 ``code`` column: 1 ``baseline``, 2 ``stress``, 3 ``amusement``, 4 ``meditation``;
 0 ``transient`` and 5/6/7 ``ignore`` (the authors say these should not be used). No run is
-dropped; filter on ``label`` to keep the four conditions.
+dropped; filter on ``label`` to keep the four conditions. The label runs are checked against
+the span of the streams read (:func:`mmlab.io._common.check_label_span`): a ``stress`` run the
+signals do not cover is a SchemaError, another run reaching past the span (a wrist-only read
+whose streams end a little before the 700 Hz labels) is clipped, and the report is kept in
+``rec.meta["label_span"]``.
 
 Loading a pickle runs code from the file: only read WESAD files from the official source.
 """
@@ -33,7 +37,7 @@ from typing import Iterable
 import numpy as np
 
 from mmlab.errors import DataFormatError, DatasetError
-from mmlab.io._common import existing_dir, runs_of
+from mmlab.io._common import check_label_span, existing_dir, runs_of
 from mmlab.recording import Cohort, Recording, Stream
 
 CHEST_RATE = 700.0
@@ -160,8 +164,10 @@ def read_wesad_subject(path: str | Path, chest: bool = True, wrist: bool = True)
     readme = pkl.parent / f"{pkl.stem}_readme.txt"
     if readme.is_file():
         meta["readme"] = _parse_readme(readme)
-    return Recording(subject=re.sub(r"[^A-Za-z0-9_.-]", "_", subject), streams=streams,
-                     annotations=rows, meta=meta, t0=None)
+    rec = Recording(subject=re.sub(r"[^A-Za-z0-9_.-]", "_", subject), streams=streams,
+                    annotations=rows, meta=meta, t0=None)
+    check_label_span(rec, kinds=("phase",), stress_labels=("stress",), clip=True, source=str(pkl))
+    return rec
 
 
 def _parse_readme(path: Path) -> dict:
