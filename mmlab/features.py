@@ -17,7 +17,22 @@ eda        ``scl_mean``, ``scl_std`` (tonic level, µS), ``scr_count`` (SCR peak
 resp       ``rate`` (breaths/min, from the intervals between inhalation onsets)
 audio      ``rms`` (of the audio samples in the window), ``f0_mean`` (Hz, voiced
            frames), ``voiced_frac`` (of the pitch frames in the window)
+bvp        ``hr_mean`` (pulse rate, bpm), ``hr_std`` (sd of the beat-to-beat rate, bpm),
+           ``rmssd`` (ms) from the pulse intervals whose two systolic peaks lie in the
+           window (neurokit2's ``ppg_clean`` + ``ppg_peaks``), ``log_amp`` (log sd of
+           the cleaned BVP); quality ``q_beats`` (fraction of regular intervals)
+temp       ``mean`` (°C), ``slope`` (°C/s, least squares on the reference clock)
+acc        ``mag_mean``, ``mag_sd`` (g, magnitude of the 3 axes), ``log_motion`` (log
+           sd of the sample-to-sample change in magnitude)
+hr         ``mean``, ``std`` (bpm), ``slope`` (bpm/s) of a device's heart-rate stream
+           (the E4's 1 Hz HR)
 =========  ==========================================================================
+
+The wrist modalities (``bvp``, ``temp``, ``acc``, ``hr``; an Empatica E4, WESAD's or
+Stress-Predict's wrist, the synthetic ``stress_protocol`` wrist) are used when you name
+them, e.g. ``streams={"bvp": "wrist_bvp", "temp": "wrist_temp", "acc": "wrist_acc",
+"eda": "wrist_eda"}`` (wrist EDA at 4 Hz goes through the ``eda`` extractor); the default
+selection stays ECG, EDA, respiration and audio.
 
 Quality columns per prefix: ``q_missing`` (fraction of the window without a valid
 sample: NaN, outside the stream, or no audio), ``q_flat``, ``q_clipped`` (fractions of the
@@ -45,7 +60,10 @@ on both sides so that filters settle (5 s for ECG, 60 s for EDA and respiration)
 tonic samples; respiration ``rsp_clean`` → ``rsp_peaks`` → intervals between the troughs
 inside the window; audio: RMS of the window's samples, and Praat's pitch of every clip
 overlapping the window (analysed whole: a clip is its own context), frames centred in the
-window. A test checks that the fast table matches it within 1 % (relative) on every
+window; BVP ``ppg_clean`` → ``ppg_peaks`` on the window plus 10 s each side (exactly the
+fast path's pulses without ``correct_artifacts``; neurokit2's artefact correction looks at
+the whole series it gets, so with it a few windows differ); temperature, ACC and HR with
+numpy on the window's samples. A test checks that the fast table matches it within 1 % (relative) on every
 feature where both are defined; ``mmlab bench features`` times both (on a full synthetic
 hour the largest deviation is about 1e-6, floating-point rounding of the filters).
 
@@ -75,7 +93,8 @@ from mmlab.validate import check_number, check_positive, check_rate
 
 __all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features",
            "reference_features", "compare_tables", "feature_columns", "quality_columns",
-           "WindowFeatures"]
+           "WindowFeatures", "EcgWindows", "EdaWindows", "RespWindows", "AudioWindows",
+           "BvpWindows", "TempWindows", "AccWindows", "HrWindows"]
 
 #: Feature names per modality (columns are ``prefix__name``).
 FEATURES = {
@@ -1183,7 +1202,8 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
     Parameters
     ----------
     rec : Recording
-        The recording; its ECG, EDA, respiration and audio streams are used.
+        The recording; its ECG, EDA, respiration and audio streams are used, and the
+        wrist streams (BVP, temperature, ACC, HR) named in ``streams``.
     window_s, step_s : float
         Window length and step in seconds (default: WESAD's 60 s every 0.25 s); any
         values work at about the same cost.
@@ -1204,7 +1224,7 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
         intervals) for its features not to be NaN.
     options : mapping, optional
         Settings per modality, e.g. ``{"ecg": {"method": "biosppy-hamilton"},
-        "eda": {"amplitude_min": 0.02}}``.
+        "eda": {"amplitude_min": 0.02}, "bvp": {"invert": True}}``.
 
     Returns
     -------
