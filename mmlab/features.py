@@ -91,7 +91,7 @@ from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import REFERENCE_CLOCK, Clock, Cohort, Recording, Stream
 from mmlab.validate import check_number, check_positive, check_rate
 
-__all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features",
+__all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features", "features_at",
            "reference_features", "compare_tables", "feature_columns", "quality_columns",
            "WindowFeatures", "EcgWindows", "EdaWindows", "RespWindows", "AudioWindows",
            "BvpWindows", "TempWindows", "AccWindows", "HrWindows"]
@@ -1267,6 +1267,12 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
     cols: dict[str, np.ndarray] = {
         "subject": np.full(len(starts), rec.subject, dtype=object), "start": starts, "end": ends,
         "label": window_labels(rec, starts, ends, label_kind, label_rule)}
+    return pd.DataFrame({**cols, **_compute(plan, starts, ends)})
+
+
+def _compute(plan: _Plan, starts: np.ndarray, ends: np.ndarray) -> dict[str, np.ndarray]:
+    """Feature columns, then quality columns, of prepared extractors."""
+    cols: dict[str, np.ndarray] = {}
     quality: dict[str, np.ndarray] = {}
     for ex in plan.extractors:
         res = ex.compute(starts, ends)
@@ -1274,7 +1280,30 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
             cols[c] = res[c]
         for q in ex.quality_names():
             quality[q] = res[q]
-    return pd.DataFrame({**cols, **quality})
+    return {**cols, **quality}
+
+
+def features_at(rec: Recording, starts, ends, *,
+                streams: Mapping[str, str | Iterable[str]] | None = None,
+                clocks: Mapping | str | None = None, min_coverage: float = 0.5,
+                options: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """The feature and quality columns of :func:`window_features` for given windows.
+
+    ``[starts[i], ends[i])`` on the reference clock, any lengths and overlaps (e.g. the
+    windows of another table, to add columns to it). Returns ``start``, ``end``, the
+    feature columns and the quality columns (no subject, no labels). The other arguments
+    are those of :func:`window_features`.
+    """
+    starts = np.asarray(starts, dtype=float)
+    ends = np.asarray(ends, dtype=float)
+    if starts.shape != ends.shape or starts.ndim != 1:
+        raise SchemaError(f"starts and ends must be 1-D of one length, got shapes {starts.shape} and {ends.shape}")
+    if len(starts) and not (np.isfinite(starts).all() and np.isfinite(ends).all() and (ends > starts).all()):
+        raise SchemaError("windows need finite starts and ends with end > start")
+    plan = _plan(rec, streams, clocks, min_coverage, options)
+    for ex in plan.extractors:
+        ex.prepare()
+    return pd.DataFrame({"start": starts, "end": ends, **_compute(plan, starts, ends)})
 
 
 def reference_features(rec: Recording, starts, ends, *,
