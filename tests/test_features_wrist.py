@@ -283,3 +283,49 @@ def test_stress_predict_subject_pulse_rate_matches_the_e4():
     assert np.nanmedian(diff[ok]) < 6.0
     assert np.nanmedian(diff) < 8.0
     assert tab["temp__mean"].between(30, 38).all() and tab["acc__mag_mean"].between(0.9, 1.1).all()
+
+
+# ------------------------------------------------------------------ given windows, fusion table
+def test_features_at_matches_window_features_and_checks_windows():
+    xyz, _ = _acc()
+    rec = _rec(Stream("wrist_acc", xyz, "acc", rate=32.0),
+               Stream("wrist_temp", 33.0 + 0.003 * np.arange(480) / 4.0, "temp", rate=4.0))
+    streams = {"acc": "wrist_acc", "temp": "wrist_temp"}
+    tab = F.window_features(rec, 20.0, 10.0, streams=streams)
+    at = F.features_at(rec, tab["start"], tab["end"], streams=streams)
+    cols = F.feature_columns(tab) + F.quality_columns(tab)
+    assert list(at.columns) == ["start", "end", *cols]
+    assert np.allclose(at[F.feature_columns(tab)].to_numpy(float), tab[F.feature_columns(tab)].to_numpy(float))
+    # overlapping windows of different lengths are fine
+    odd = F.features_at(rec, [0.0, 5.0], [100.0, 12.0], streams={"temp": "wrist_temp"})
+    assert odd["temp__slope"].to_numpy() == pytest.approx([0.003, 0.003], rel=1e-9)
+    with pytest.raises(SchemaError, match="end > start"):
+        F.features_at(rec, [10.0], [5.0], streams=streams)
+    with pytest.raises(SchemaError, match="one length"):
+        F.features_at(rec, [0.0, 10.0], [5.0], streams=streams)
+
+
+def test_stress_window_table_wrist_columns_come_from_the_extractors(stress_rec):
+    from mmlab.fusion.tables import wrist_window_features
+
+    starts = np.arange(0.0, 300.0, 15.0)
+    ends = starts + 15.0
+    w = wrist_window_features(stress_rec, starts, ends)
+    assert set(w) == {"wrist__temp_mean", "wrist__temp_slope", "wrist__log_motion", "wrist__log_bvp_amp"}
+    at = F.features_at(stress_rec, starts, ends, streams={"temp": "wrist_temp", "acc": "wrist_acc"})
+    ok = np.isfinite(w["wrist__temp_mean"])
+    assert ok.mean() > 0.8
+    assert np.allclose(w["wrist__temp_mean"][ok], at["temp__mean"][ok])
+    assert np.allclose(w["wrist__log_motion"][ok], at["acc__log_motion"][ok])
+    # a dropout in one wrist stream makes the whole wrist modality absent in that window
+    bvp = stress_rec["wrist_bvp"]
+    data = bvp.data.astype(float).copy()
+    t = bvp.timestamps()
+    data[(t >= 100.0) & (t < 110.0)] = np.nan
+    rec2 = Recording(stress_rec.subject, [bvp.replace(data=data) if n == "wrist_bvp" else stress_rec[n]
+                                          for n in stress_rec.streams])
+    w2 = wrist_window_features(rec2, starts, ends)
+    hit = (starts < 110.0) & (ends > 100.0)
+    for k in w2:
+        assert np.isnan(w2[k][hit]).all(), k
+        assert np.array_equal(np.isfinite(w2[k][~hit]), np.isfinite(w[k][~hit])), k
