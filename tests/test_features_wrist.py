@@ -238,6 +238,18 @@ def test_flat_bvp_stretch_has_no_beats():
     assert tab.loc[[2, 3], "bvp__hr_mean"].isna().all() and (tab.loc[[2, 3], "bvp__q_flat"] == 1.0).all()
 
 
+def test_noise_bvp_is_flagged_not_trusted():
+    """White noise has 'peaks' but no rhythm: the features exist, q_ok is False."""
+    x = np.random.default_rng(0).standard_normal(64 * 120)
+    tab = F.window_features(_rec(Stream("wrist_bvp", x, "bvp", rate=64.0)), 30.0, 30.0,
+                            streams={"bvp": "wrist_bvp"})
+    assert not tab["bvp__q_ok"].any()
+    assert (tab["bvp__q_beats"] < 0.8).all()
+    clean = F.window_features(_rec(Stream("wrist_bvp", _bvp(duration=120.0), "bvp", rate=64.0)), 30.0, 30.0,
+                              streams={"bvp": "wrist_bvp"})
+    assert (clean["bvp__q_beats"] > 0.95).all()
+
+
 @pytest.mark.parametrize("stream, err, match", [
     (Stream("a", np.zeros((3, 3200)) + 1.0, "acc", rate=32.0, channels=[f"c{i}" for i in range(3200)]),
      SchemaError, "pass data.T"),
