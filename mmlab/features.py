@@ -17,7 +17,22 @@ eda        ``scl_mean``, ``scl_std`` (tonic level, µS), ``scr_count`` (SCR peak
 resp       ``rate`` (breaths/min, from the intervals between inhalation onsets)
 audio      ``rms`` (of the audio samples in the window), ``f0_mean`` (Hz, voiced
            frames), ``voiced_frac`` (of the pitch frames in the window)
+bvp        ``hr_mean`` (pulse rate, bpm), ``hr_std`` (sd of the beat-to-beat rate, bpm),
+           ``rmssd`` (ms) from the pulse intervals whose two systolic peaks lie in the
+           window (neurokit2's ``ppg_clean`` + ``ppg_peaks``), ``log_amp`` (log sd of
+           the cleaned BVP); quality ``q_beats`` (fraction of regular intervals)
+temp       ``mean`` (°C), ``slope`` (°C/s, least squares on the reference clock)
+acc        ``mag_mean``, ``mag_sd`` (g, magnitude of the 3 axes), ``log_motion`` (log
+           sd of the sample-to-sample change in magnitude)
+hr         ``mean``, ``std`` (bpm), ``slope`` (bpm/s) of a device's heart-rate stream
+           (the E4's 1 Hz HR)
 =========  ==========================================================================
+
+The wrist modalities (``bvp``, ``temp``, ``acc``, ``hr``; an Empatica E4, WESAD's or
+Stress-Predict's wrist, the synthetic ``stress_protocol`` wrist) are used when you name
+them, e.g. ``streams={"bvp": "wrist_bvp", "temp": "wrist_temp", "acc": "wrist_acc",
+"eda": "wrist_eda"}`` (wrist EDA at 4 Hz goes through the ``eda`` extractor); the default
+selection stays ECG, EDA, respiration and audio.
 
 Quality columns per prefix: ``q_missing`` (fraction of the window without a valid
 sample: NaN, outside the stream, or no audio), ``q_flat``, ``q_clipped`` (fractions of the
@@ -45,7 +60,10 @@ on both sides so that filters settle (5 s for ECG, 60 s for EDA and respiration)
 tonic samples; respiration ``rsp_clean`` → ``rsp_peaks`` → intervals between the troughs
 inside the window; audio: RMS of the window's samples, and Praat's pitch of every clip
 overlapping the window (analysed whole: a clip is its own context), frames centred in the
-window. A test checks that the fast table matches it within 1 % (relative) on every
+window; BVP ``ppg_clean`` → ``ppg_peaks`` on the window plus 10 s each side (exactly the
+fast path's pulses without ``correct_artifacts``; neurokit2's artefact correction looks at
+the whole series it gets, so with it a few windows differ); temperature, ACC and HR with
+numpy on the window's samples. A test checks that the fast table matches it within 1 % (relative) on every
 feature where both are defined; ``mmlab bench features`` times both (on a full synthetic
 hour the largest deviation is about 1e-6, floating-point rounding of the filters).
 
@@ -73,9 +91,10 @@ from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import REFERENCE_CLOCK, Clock, Cohort, Recording, Stream
 from mmlab.validate import check_number, check_positive, check_rate
 
-__all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features",
+__all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features", "features_at",
            "reference_features", "compare_tables", "feature_columns", "quality_columns",
-           "WindowFeatures"]
+           "WindowFeatures", "EcgWindows", "EdaWindows", "RespWindows", "AudioWindows",
+           "BvpWindows", "TempWindows", "AccWindows", "HrWindows"]
 
 #: Feature names per modality (columns are ``prefix__name``).
 FEATURES = {
@@ -83,13 +102,17 @@ FEATURES = {
     "eda": ("scl_mean", "scl_std", "scr_count", "scr_amp_mean"),
     "resp": ("rate",),
     "audio": ("rms", "f0_mean", "voiced_frac"),
+    "bvp": ("hr_mean", "hr_std", "rmssd", "log_amp"),
+    "temp": ("mean", "slope"),
+    "acc": ("mag_mean", "mag_sd", "log_motion"),
+    "hr": ("mean", "std", "slope"),
 }
 #: Quality columns every prefix gets (ECG also gets ``q_sqi``).
 QUALITY = ("q_missing", "q_flat", "q_clipped", "q_ok")
 _META = ("subject", "start", "end", "label")
 #: Seconds of context on each side of a window in the per-window reference.
 #: (Audio: Praat analyses every clip that overlaps a window in full.)
-REFERENCE_CONTEXT_S = {"ecg": 5.0, "eda": 60.0, "resp": 60.0}
+REFERENCE_CONTEXT_S = {"ecg": 5.0, "eda": 60.0, "resp": 60.0, "bvp": 10.0}
 
 
 # ------------------------------------------------------------------------- windows
@@ -194,6 +217,7 @@ class _SampledExtractor(_Extractor):
     flat_s = 1.0
     segment_min_s = 2.0    # a stream without a valid stretch this long yields NaN features
     min_duration_s = 0.0
+    clip_s: float | None = None  # a plateau at the extreme this long is clipping (None: 3 samples)
 
     def _dead_table(self, starts, ends) -> dict[str, np.ndarray]:
         out, _ = self._quality(starts, ends)
@@ -217,13 +241,16 @@ class _SampledExtractor(_Extractor):
         if s.data.ndim == 2 and 0 < s.data.shape[0] < s.data.shape[1]:
             raise SchemaError(f"{what} has {s.data.shape[1]} channels of {s.data.shape[0]} sample(s): "
                               "(channels, samples)? a Stream holds (samples, channels); pass data.T")
-        x, fs = as_signal(s.data[:, 0] if s.data.ndim == 2 else s.data, s.rate, what,
+        x, fs = as_signal(self._signal(s, what), s.rate, what,
                           min_rate=self.min_rate, why_rate=self.why_rate, allow_all_nan=True)
         self.stream, self.x, self.fs = s, x, fs
         self.finite = np.isfinite(x)
         any_finite = bool(self.finite.any())
+        if any_finite:
+            self._check_values(x[self.finite], what)
+        run = 3 if self.clip_s is None else max(3, int(math.ceil(self.clip_s * fs)))
         self.flat = flat_mask(x, fs, self.flat_s) if any_finite else np.zeros(len(x), bool)
-        self.clipped = (clipped_mask(x, fs) & ~self.flat) if any_finite else np.zeros(len(x), bool)
+        self.clipped = (clipped_mask(x, fs, run) & ~self.flat) if any_finite else np.zeros(len(x), bool)
         self.ok = self.finite & ~self.flat
         # cumulative counts only where needed (an all-good stream has none to count)
         self.c_good = None if self.ok.all() else _csum(self.ok)
@@ -236,6 +263,13 @@ class _SampledExtractor(_Extractor):
         elif len(x) / fs < self.min_duration_s or not len(mask_runs(self.ok, int(self.segment_min_s * fs))):
             self.dead = "no usable stretch long enough"
         return x
+
+    def _signal(self, s: Stream, what: str) -> np.ndarray:
+        """The one channel this extractor analyses (default: the stream's first)."""
+        return s.data[:, 0] if s.data.ndim == 2 else s.data
+
+    def _check_values(self, x: np.ndarray, what: str) -> None:
+        """Raise on values in implausible units (``x``: the finite samples)."""
 
     def _ranges(self, starts, ends):
         s = self.stream
@@ -680,8 +714,367 @@ class AudioWindows(_Extractor):
         return res
 
 
+class _LevelStats:
+    """Window mean, sd and least-squares slope of a sampled series from cumulative sums.
+
+    Sums run over the valid samples (``ok``) of centred values and centred sample indices
+    (so that range differences of the running sums keep their precision over an hour).
+    """
+
+    def __init__(self, x: np.ndarray, ok: np.ndarray):
+        ok = np.asarray(ok, dtype=bool)
+        self.center = float(np.mean(x[ok])) if ok.any() else 0.0
+        u = np.arange(len(x), dtype=np.float64) - len(x) / 2.0
+        xc = np.where(ok, x - self.center, 0.0)
+        u = np.where(ok, u, 0.0)
+        self.c_n = _csum(ok.astype(np.float64))
+        self.c_x, self.c_xx = _csum(xc), _csum(xc * xc)
+        self.c_u, self.c_uu, self.c_ux = _csum(u), _csum(u * u), _csum(u * xc)
+
+    def window(self, i0, i1) -> dict[str, np.ndarray]:
+        """``n``, ``mean``, ``sd`` (ddof 0) and ``slope`` (per sample) of samples ``[i0, i1)``."""
+        n = _range_sum(self.c_n, i0, i1)
+        sx, sxx = _range_sum(self.c_x, i0, i1), _range_sum(self.c_xx, i0, i1)
+        su, suu, sux = (_range_sum(c, i0, i1) for c in (self.c_u, self.c_uu, self.c_ux))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = sx / n
+            var = np.maximum(sxx / n - mean * mean, 0.0)
+            suu_c = suu - su * su / n
+            slope = np.where((n >= 2) & (suu_c > 0), (sux - su * sx / n) / suu_c, np.nan)
+        return {"n": n, "mean": np.where(n > 0, self.center + mean, np.nan),
+                "sd": np.where(n > 0, np.sqrt(var), np.nan), "slope": slope}
+
+
+def _slope(t: np.ndarray, x: np.ndarray) -> float:
+    """Least-squares slope of ``x`` against ``t`` (the reference's one-window version)."""
+    if len(x) < 2:
+        return math.nan
+    tc = t - t.mean()
+    den = float(np.sum(tc * tc))
+    return float(np.sum(tc * (x - x.mean())) / den) if den > 0 else math.nan
+
+
+class _LevelWindows(_SampledExtractor):
+    """A slowly varying level (skin temperature, the E4's heart rate): mean, sd and slope."""
+
+    #: feature name -> statistic of :class:`_LevelStats` ("mean", "sd", "slope")
+    stats_of: dict[str, str] = {}
+    plausible: tuple[float, float] = (-math.inf, math.inf)
+    units = ""
+
+    def _check_values(self, x, what):
+        med = float(np.median(x))
+        lo, hi = self.plausible
+        if not lo <= med <= hi:
+            raise SignalError(f"{what}: median {med:.4g} is outside {lo:g}-{hi:g} {self.units}; "
+                              f"{self.modality} in {self.units} is expected (other units?)")
+
+    def prepare(self) -> None:
+        x = self._load()
+        if self.dead:
+            return
+        self.stats = _LevelStats(x, self.ok)
+
+    def compute(self, starts, ends):
+        if self.dead:
+            return self._dead_table(starts, ends)
+        out, coverage = self._quality(starts, ends)
+        i0, i1 = self._ranges(starts, ends)
+        st = self.stats.window(i0, i1)
+        good = (coverage >= self.min_coverage) & (st["n"] >= 2)
+        # per sample -> per device second -> per reference second
+        st["slope"] = st["slope"] * self.fs * self.clock.scale
+        for f, key in self.stats_of.items():
+            out[f"{self.prefix}__{f}"] = np.where(good, st[key], np.nan)
+        out[f"{self.prefix}__q_ok"] = good & np.isfinite(out[f"{self.prefix}__{self.features[0]}"])
+        return out
+
+    def reference(self, starts, ends):
+        res = {c: np.full(len(starts), np.nan) for c in self.columns()}
+        if self.dead:
+            return res
+        for w, (a, b) in enumerate(zip(starts, ends)):
+            seg, lo = self._context_slice(a, b, 0.0)
+            if len(seg) < 2 or np.isnan(seg).any():
+                continue
+            t = self.clock.to_reference(self.stream.start + (lo + np.arange(len(seg))) / self.fs)
+            vals = {"mean": float(np.mean(seg)), "sd": float(np.std(seg)), "slope": _slope(t, seg)}
+            for f, key in self.stats_of.items():
+                res[f"{self.prefix}__{f}"][w] = vals[key]
+        return res
+
+
+class TempWindows(_LevelWindows):
+    """Skin temperature (°C): window mean and least-squares slope (°C/s) from cumsums.
+
+    A stable skin temperature on a 0.02 °C grid can sit on one value for tens of seconds,
+    so only 5 minutes without change count as flat (a frozen sensor).
+    """
+
+    modality = "temp"
+    features = FEATURES["temp"]
+    stats_of = {"mean": "mean", "slope": "slope"}
+    min_rate = 0.2
+    why_rate = "a slope needs several samples per window"
+    flat_s = 300.0
+    clip_s = 300.0
+    segment_min_s = 10.0
+    plausible = (10.0, 45.0)
+    units = "°C"
+
+
+class HrWindows(_LevelWindows):
+    """A device's heart-rate stream (bpm, e.g. the E4's HR.csv at 1 Hz): mean, sd, slope (bpm/s)."""
+
+    modality = "hr"
+    features = FEATURES["hr"]
+    stats_of = {"mean": "mean", "std": "sd", "slope": "slope"}
+    min_rate = 0.2
+    why_rate = "several values per window"
+    flat_s = 60.0
+    clip_s = 60.0
+    segment_min_s = 10.0
+    plausible = (25.0, 250.0)
+    units = "bpm"
+
+
+class AccWindows(_SampledExtractor):
+    """Accelerometer (3 axes, g): magnitude mean and sd, log motion (log sd of the change in
+    magnitude from one sample to the next), all from cumsums.
+
+    A sample with any axis NaN is missing. ``log_motion`` is ``log(sd + motion_floor)``
+    (``motion_floor`` 1e-6 g), so a perfectly still (or quantised-constant) window is finite.
+    """
+
+    modality = "acc"
+    features = FEATURES["acc"]
+    min_rate = 4.0
+    why_rate = "movement needs several samples per second"
+    flat_s = 60.0
+    clip_s = 1.0
+    segment_min_s = 2.0
+    motion_floor = 1e-6
+    max_median_g = 8.0
+
+    def _signal(self, s, what):
+        if s.data.ndim != 2 or s.data.shape[1] != 3:
+            raise SchemaError(f"{what}: 3 axes (samples, 3) expected, got shape {s.data.shape}")
+        try:
+            xyz = np.asarray(s.data, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise SignalError(f"{what}: samples must be real numbers, got dtype {s.data.dtype}") from None
+        return np.sqrt(np.sum(xyz * xyz, axis=1))  # NaN in any axis -> NaN
+
+    def _check_values(self, x, what):
+        med = float(np.median(x))
+        if med > self.max_median_g:
+            raise SignalError(f"{what}: median magnitude {med:.4g} is not plausible in g (about 1 at "
+                              "rest); raw counts (the E4's 1/64 g) or m/s²? convert to g first")
+
+    def prepare(self) -> None:
+        x = self._load()
+        if self.dead:
+            return
+        self.stats = _LevelStats(x, self.ok)
+        d = np.diff(x)
+        self.dstats = _LevelStats(np.where(np.isfinite(d), d, 0.0), self.ok[1:] & self.ok[:-1])
+
+    def compute(self, starts, ends):
+        if self.dead:
+            return self._dead_table(starts, ends)
+        out, coverage = self._quality(starts, ends)
+        i0, i1 = self._ranges(starts, ends)
+        st = self.stats.window(i0, i1)
+        # differences x[i+1] - x[i] with both samples in the window: indices i0 .. i1-2
+        last = len(self.x) - 1
+        d0 = np.minimum(i0, last)
+        ds = self.dstats.window(d0, np.clip(i1 - 1, d0, last))
+        good = (coverage >= self.min_coverage) & (st["n"] >= 2) & (ds["n"] >= 1)
+        p = self.prefix
+        out[f"{p}__mag_mean"] = np.where(good, st["mean"], np.nan)
+        out[f"{p}__mag_sd"] = np.where(good, st["sd"], np.nan)
+        out[f"{p}__log_motion"] = np.where(good, np.log(np.where(good, ds["sd"], 1.0) + self.motion_floor), np.nan)
+        out[f"{p}__q_ok"] = good & (out[f"{p}__q_clipped"] <= 0.01)
+        return out
+
+    def reference(self, starts, ends):
+        res = {c: np.full(len(starts), np.nan) for c in self.columns()}
+        if self.dead:
+            return res
+        p = self.prefix
+        for w, (a, b) in enumerate(zip(starts, ends)):
+            m, _ = self._context_slice(a, b, 0.0)
+            if len(m) < 2 or np.isnan(m).any():
+                continue
+            res[f"{p}__mag_mean"][w] = float(np.mean(m))
+            res[f"{p}__mag_sd"][w] = float(np.std(m))
+            res[f"{p}__log_motion"][w] = math.log(float(np.std(np.diff(m))) + self.motion_floor)
+        return res
+
+
+def _ppg_segment(x: np.ndarray, fs: float, correct: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """neurokit2's Elgendi pipeline on one stretch of valid BVP: ``(peaks, cleaned)``.
+
+    ``ppg_clean`` (0.5-8 Hz band-pass) then ``ppg_peaks`` (Elgendi's detector; with
+    ``correct``, neurokit2's artefact correction of missed and extra beats).
+    """
+    import neurokit2 as nk
+
+    with _quiet_nk():
+        cleaned = np.asarray(nk.ppg_clean(x, sampling_rate=fs, method="elgendi"), dtype=np.float64)
+        _, info = nk.ppg_peaks(cleaned, sampling_rate=fs, method="elgendi", correct_artifacts=correct)
+    peaks = np.unique(np.asarray(info["PPG_Peaks"], dtype=np.int64))
+    return peaks[(peaks >= 0) & (peaks < len(x))], cleaned
+
+
+def _regular(iv: np.ndarray, ok: np.ndarray, half: int = 4, tol: float = 0.3) -> np.ndarray:
+    """True for intervals within ``tol`` (relative) of the median of the ``2 * half + 1``
+    valid intervals around them: a missed or an extra pulse breaks the rhythm."""
+    from scipy.ndimage import median_filter
+
+    if not ok.any():
+        return np.zeros(len(iv), dtype=bool)
+    idx = np.flatnonzero(ok)
+    med = median_filter(iv[idx], size=2 * half + 1, mode="nearest")
+    out = np.zeros(len(iv), dtype=bool)
+    out[idx] = np.abs(iv[idx] - med) <= tol * med
+    return out
+
+
+class BvpWindows(_SampledExtractor):
+    """Blood volume pulse (PPG, e.g. the E4's 64 Hz BVP): pulse rate and pulse-interval
+    variability from the systolic peaks, and the log pulse amplitude.
+
+    Peaks are found once per valid stretch (neurokit2's ``ppg_clean`` and ``ppg_findpeaks``,
+    Elgendi's method); per window, like ECG's RR intervals: ``hr_mean`` = 60000 / mean
+    interval (bpm), ``hr_std`` (sd of the beat-to-beat rate, bpm), ``rmssd`` (ms) over the
+    intervals whose two peaks lie in the window, and ``log_amp`` = log of the sd of the
+    cleaned (0.5-8 Hz) BVP in the window. Intervals outside 300-2000 ms or spanning invalid
+    samples are left out. ``q_beats`` is the fraction of the window's intervals that are
+    plausible and regular (within 30 % of the median of the 9 around them; a wrist in
+    motion gives pulse-like artefacts); ``q_ok`` needs at least ``beats_min`` of them.
+
+    Options (``options={"bvp": {...}}``, keyed by modality): ``invert`` (detect the peaks
+    of ``-x``, for a sensor whose pulses point down) and ``correct_artifacts`` (neurokit2's
+    correction of missed and extra beats, default True).
+    """
+
+    modality = "bvp"
+    features = FEATURES["bvp"]
+    extra_quality = ("q_beats",)
+    min_rate = 20.0
+    why_rate = "systolic peaks need about 20 samples per second"
+    flat_s = 1.0
+    segment_min_s = 5.0
+    min_duration_s = 5.0
+    min_intervals = 3
+    interval_ms = (300.0, 2000.0)
+    beats_min = 0.8
+    amp_floor = 1e-6
+
+    def __init__(self, *args, invert: bool = False, correct_artifacts: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.invert = bool(invert)
+        self.correct = bool(correct_artifacts)
+
+    def _signal(self, s, what):
+        x = super()._signal(s, what)
+        return -np.asarray(x, dtype=np.float64) if self.invert else x
+
+    def _plausible(self, iv_ms: np.ndarray) -> np.ndarray:
+        return (iv_ms >= self.interval_ms[0]) & (iv_ms <= self.interval_ms[1])
+
+    def prepare(self) -> None:
+        from mmlab.bio.quality import mask_runs, segment_failure
+
+        x = self._load()
+        self.peaks = np.zeros(0, dtype=np.int64)
+        if self.dead:
+            return
+        cleaned = np.full(len(x), np.nan)
+        found = []
+        for a, b in mask_runs(self.ok, int(self.segment_min_s * self.fs)):
+            try:
+                pk, cl = _ppg_segment(x[a:b], self.fs, self.correct)
+            except Exception as exc:  # a detector failing on one stretch: that stretch has no beats
+                segment_failure(f"BVP stream {self.stream.name!r}: pulse detection", exc, a, b, self.fs)
+                continue
+            cleaned[a:b] = cl
+            found.append(pk + a)
+        self.peaks = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        self.t_beats = self._events_ref(self.peaks)
+        iv = np.diff(self.peaks) / self.fs * 1000.0
+        valid = self._interval_ok(self.peaks)
+        ok = valid & self._plausible(iv)
+        self.stats = _IntervalStats(self.t_beats, iv, ok)
+        with np.errstate(divide="ignore"):
+            self.rate_stats = _IntervalStats(self.t_beats, np.where(ok, 60000.0 / np.maximum(iv, 1e-9), 0.0), ok)
+        self.c_valid = _csum(valid.astype(np.float64))
+        self.c_regular = _csum((ok & _regular(iv, ok)).astype(np.float64))
+        self.amp = _LevelStats(np.nan_to_num(cleaned), np.isfinite(cleaned))
+
+    def compute(self, starts, ends):
+        if self.dead:
+            return self._dead_table(starts, ends)
+        out, coverage = self._quality(starts, ends)
+        p = self.prefix
+        st = self.stats.window(starts, ends)
+        sd_rate = self.rate_stats.window(starts, ends)["sd"]
+        n_int = max(len(self.t_beats) - 1, 0)
+        k0 = np.searchsorted(self.t_beats, starts, side="left")
+        k1 = np.searchsorted(self.t_beats, ends, side="left")
+        i0 = np.minimum(k0, n_int)
+        i1 = np.clip(k1 - 1, i0, n_int)
+        n_valid = _range_sum(self.c_valid, i0, i1) if n_int else np.zeros(len(starts))
+        n_reg = _range_sum(self.c_regular, i0, i1) if n_int else np.zeros(len(starts))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q_beats = np.where(n_valid > 0, n_reg / n_valid, np.nan)
+        good = ((st["n"] >= self.min_intervals) & (coverage >= self.min_coverage)
+                & (st["covered_s"] >= self.min_coverage * (ends - starts)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"{p}__hr_mean"] = np.where(good, 60000.0 / st["mean"], np.nan)
+        out[f"{p}__hr_std"] = np.where(good, sd_rate, np.nan)
+        out[f"{p}__rmssd"] = np.where(good & (st["rmssd"] == st["rmssd"]), st["rmssd"], np.nan)
+        j0, j1 = self._ranges(starts, ends)
+        amp = self.amp.window(j0, j1)
+        amp_ok = (coverage >= self.min_coverage) & (amp["n"] >= 2)
+        out[f"{p}__log_amp"] = np.where(amp_ok, np.log(np.where(amp_ok, amp["sd"], 1.0) + self.amp_floor), np.nan)
+        out[f"{p}__q_beats"] = q_beats
+        out[f"{p}__q_ok"] = good & (q_beats >= self.beats_min)
+        return out
+
+    def reference(self, starts, ends):
+        res = {c: np.full(len(starts), np.nan) for c in self.columns()}
+        if self.dead:
+            return res
+        p = self.prefix
+        ctx = REFERENCE_CONTEXT_S["bvp"]
+        for w, (a, b) in enumerate(zip(starts, ends)):
+            seg, lo = self._context_slice(a, b, ctx)
+            if len(seg) < self.segment_min_s * self.fs or np.isnan(seg).any():
+                continue
+            pk, cleaned = _ppg_segment(seg, self.fs, self.correct)
+            j0, j1 = (int(v[0]) - lo for v in self._ranges(np.array([a]), np.array([b])))
+            inside = cleaned[j0:j1]
+            if len(inside) >= 2:
+                res[f"{p}__log_amp"][w] = math.log(float(np.std(inside)) + self.amp_floor)
+            t = self._events_ref(pk + lo)
+            pk = pk[(t >= a) & (t < b)]
+            iv = np.diff(pk) / self.fs * 1000.0
+            keep = self._plausible(iv)
+            if keep.sum() < self.min_intervals or iv[keep].sum() < 1000.0 * self.min_coverage * (b - a):
+                continue
+            res[f"{p}__hr_mean"][w] = 60000.0 / float(np.mean(iv[keep]))
+            res[f"{p}__hr_std"][w] = float(np.std(60000.0 / iv[keep], ddof=1))
+            both = keep[1:] & keep[:-1]
+            if both.any():
+                res[f"{p}__rmssd"][w] = float(np.sqrt(np.mean(np.diff(iv)[both] ** 2)))
+        return res
+
+
 EXTRACTORS: dict[str, type[_Extractor]] = {
-    "ecg": EcgWindows, "eda": EdaWindows, "resp": RespWindows, "audio": AudioWindows}
+    "ecg": EcgWindows, "eda": EdaWindows, "resp": RespWindows, "audio": AudioWindows,
+    "bvp": BvpWindows, "temp": TempWindows, "acc": AccWindows, "hr": HrWindows}
 
 
 class _quiet_nk:
@@ -809,7 +1202,8 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
     Parameters
     ----------
     rec : Recording
-        The recording; its ECG, EDA, respiration and audio streams are used.
+        The recording; its ECG, EDA, respiration and audio streams are used, and the
+        wrist streams (BVP, temperature, ACC, HR) named in ``streams``.
     window_s, step_s : float
         Window length and step in seconds (default: WESAD's 60 s every 0.25 s); any
         values work at about the same cost.
@@ -830,7 +1224,7 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
         intervals) for its features not to be NaN.
     options : mapping, optional
         Settings per modality, e.g. ``{"ecg": {"method": "biosppy-hamilton"},
-        "eda": {"amplitude_min": 0.02}}``.
+        "eda": {"amplitude_min": 0.02}, "bvp": {"invert": True}}``.
 
     Returns
     -------
@@ -873,6 +1267,12 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
     cols: dict[str, np.ndarray] = {
         "subject": np.full(len(starts), rec.subject, dtype=object), "start": starts, "end": ends,
         "label": window_labels(rec, starts, ends, label_kind, label_rule)}
+    return pd.DataFrame({**cols, **_compute(plan, starts, ends)})
+
+
+def _compute(plan: _Plan, starts: np.ndarray, ends: np.ndarray) -> dict[str, np.ndarray]:
+    """Feature columns, then quality columns, of prepared extractors."""
+    cols: dict[str, np.ndarray] = {}
     quality: dict[str, np.ndarray] = {}
     for ex in plan.extractors:
         res = ex.compute(starts, ends)
@@ -880,7 +1280,30 @@ def window_features(rec: Recording, window_s: float = 60.0, step_s: float = 0.25
             cols[c] = res[c]
         for q in ex.quality_names():
             quality[q] = res[q]
-    return pd.DataFrame({**cols, **quality})
+    return {**cols, **quality}
+
+
+def features_at(rec: Recording, starts, ends, *,
+                streams: Mapping[str, str | Iterable[str]] | None = None,
+                clocks: Mapping | str | None = None, min_coverage: float = 0.5,
+                options: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """The feature and quality columns of :func:`window_features` for given windows.
+
+    ``[starts[i], ends[i])`` on the reference clock, any lengths and overlaps (e.g. the
+    windows of another table, to add columns to it). Returns ``start``, ``end``, the
+    feature columns and the quality columns (no subject, no labels). The other arguments
+    are those of :func:`window_features`.
+    """
+    starts = np.asarray(starts, dtype=float)
+    ends = np.asarray(ends, dtype=float)
+    if starts.shape != ends.shape or starts.ndim != 1:
+        raise SchemaError(f"starts and ends must be 1-D of one length, got shapes {starts.shape} and {ends.shape}")
+    if len(starts) and not (np.isfinite(starts).all() and np.isfinite(ends).all() and (ends > starts).all()):
+        raise SchemaError("windows need finite starts and ends with end > start")
+    plan = _plan(rec, streams, clocks, min_coverage, options)
+    for ex in plan.extractors:
+        ex.prepare()
+    return pd.DataFrame({"start": starts, "end": ends, **_compute(plan, starts, ends)})
 
 
 def reference_features(rec: Recording, starts, ends, *,

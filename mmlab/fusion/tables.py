@@ -23,45 +23,44 @@ from mmlab.fusion._contract import make_mask
 STRESS_STREAMS = {"ecg": "chest_ecg", "eda": "chest_eda", "resp": "chest_resp"}
 
 
+#: Wrist streams behind the ``wrist`` columns of :func:`stress_window_table`.
+WRIST_STREAMS = {"temp": "wrist_temp", "acc": "wrist_acc", "bvp": "wrist_bvp"}
+#: ``wrist__*`` column -> column of :func:`mmlab.features.features_at`.
+WRIST_COLUMNS = {"wrist__temp_mean": "temp__mean", "wrist__temp_slope": "temp__slope",
+                 "wrist__log_motion": "acc__log_motion", "wrist__log_bvp_amp": "bvp__log_amp"}
+#: Largest fraction of a window any wrist stream may miss (NaN or outside the stream).
+WRIST_MAX_MISSING = 0.1
+
+
 def wrist_window_features(rec, starts, ends) -> dict:
     """Wrist features per window: skin temperature mean and slope (°C, °C/s), log wrist
-    motion (log sd of the change in ACC magnitude) and log BVP amplitude (log sd), as
-    columns ``wrist__temp_mean``, ``wrist__temp_slope``, ``wrist__log_motion``,
-    ``wrist__log_bvp_amp`` (chapter 30_fusion_taxonomy).
+    motion (log sd of the change in ACC magnitude) and log BVP amplitude (log sd of the
+    cleaned BVP), as columns ``wrist__temp_mean``, ``wrist__temp_slope``,
+    ``wrist__log_motion``, ``wrist__log_bvp_amp`` (chapter 30_fusion_taxonomy).
 
-    :mod:`mmlab.features` has no extractor for these streams yet; swap this for it when it
-    has. Device time is taken as reference time (the synthetic wrist clock is off by at
-    most a few seconds, small against a 30 s window); a window with any NaN sample (a
-    dropout), less than 90 % coverage, or without the wrist device gives NaN, i.e. an
-    absent modality.
+    The extractors of :mod:`mmlab.features` (``temp``, ``acc``, ``bvp``;
+    :func:`mmlab.features.features_at`). Device time is taken as reference time (the
+    synthetic wrist clock is off by at most a few seconds, small against a 30 s window). A
+    window where any of the three streams misses more than 10 % of its samples (a dropout,
+    the edge of the recording), or a recording without the wrist device, gives NaN in all
+    four columns, i.e. an absent modality.
     """
-    names = ("wrist__temp_mean", "wrist__temp_slope", "wrist__log_motion", "wrist__log_bvp_amp")
-    out = {k: np.full(len(starts), np.nan) for k in names}
-    if not all(s in rec for s in ("wrist_temp", "wrist_acc", "wrist_bvp")):
+    from mmlab import features as FT
+
+    out = {k: np.full(len(starts), np.nan) for k in WRIST_COLUMNS}
+    if not all(s in rec for s in WRIST_STREAMS.values()):
         return out
-
-    def samples(name):
-        s = rec[name]
-        x = s.data.astype(float)
-        t = s.start + np.arange(len(x)) / s.rate
-        return x, t
-
-    temp, t_temp = samples("wrist_temp")
-    acc, t_acc = samples("wrist_acc")
-    bvp, t_bvp = samples("wrist_bvp")
-    mag = np.linalg.norm(acc, axis=1)
-    for w, (a, b) in enumerate(zip(starts, ends)):
-        i = slice(*np.searchsorted(t_temp, [a, b]))
-        j = slice(*np.searchsorted(t_acc, [a, b]))
-        k = slice(*np.searchsorted(t_bvp, [a, b]))
-        x, m, p = temp[i, 0], mag[j], bvp[k, 0]
-        span_ok = len(x) >= 0.9 * (b - a) * rec["wrist_temp"].rate
-        if not span_ok or np.isnan(x).any() or np.isnan(m).any() or np.isnan(p).any():
-            continue
-        out["wrist__temp_mean"][w] = x.mean()
-        out["wrist__temp_slope"][w] = np.polyfit(t_temp[i] - a, x, 1)[0]
-        out["wrist__log_motion"][w] = np.log(np.std(np.diff(m)) + 1e-6)
-        out["wrist__log_bvp_amp"][w] = np.log(np.std(p) + 1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SignalWarnings on dropout stretches: NaN features
+        t = FT.features_at(rec, starts, ends, streams=WRIST_STREAMS, min_coverage=1.0 - WRIST_MAX_MISSING,
+                           options={"bvp": {"correct_artifacts": False}})
+    present = np.ones(len(t), dtype=bool)
+    for m in WRIST_STREAMS:
+        present &= t[f"{m}__q_missing"].to_numpy() <= WRIST_MAX_MISSING
+    for k, c in WRIST_COLUMNS.items():
+        present &= np.isfinite(t[c].to_numpy())
+    for k, c in WRIST_COLUMNS.items():
+        out[k] = np.where(present, t[c].to_numpy(), np.nan)
     return out
 
 
