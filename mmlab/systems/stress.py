@@ -203,7 +203,9 @@ class _Series:
         return self.parts[0] if self.parts else np.zeros((0,) + self.proto.data.shape[1:])
 
     def add(self, piece: Stream) -> None:
-        """Append a delivered piece; a hole before it becomes NaN, an overlap keeps the first copy."""
+        """Append a delivered piece (pieces of one stream arrive in order); a hole before it
+        becomes NaN, and a piece that overlaps what is held (e.g. data that arrived after its
+        block was decided and padded with NaN) keeps the first copy."""
         g = self._index(piece.start)
         have = self.base + self.n
         data = np.asarray(piece.data, float)
@@ -242,7 +244,8 @@ class _Series:
 
 def _view(series: Mapping[str, _Series], t_lo: float, t_hi: float, subject: str, meta: dict) -> Recording:
     """The streams cut to ``[t_lo, t_hi)`` (device clock = reference clock here)."""
-    cut = [c for c in (ser.cut(t_lo, t_hi) for ser in series.values()) if c is not None]
+    cut = [c for c in (ser.cut(t_lo, t_hi) for ser in series.values())
+           if c is not None and c.n_samples >= max(c.rate, c.n_channels + 1)]  # under 1 s: nothing to use
     return Recording(subject, cut, meta=meta)
 
 
@@ -810,7 +813,8 @@ def stream_chunks(rec: Recording, chunk_s: float = 1.0, *, jitter_s: float = 0.0
                   drop: Mapping[str, tuple[float, float]] | None = None, seed: int = 0,
                   ) -> Iterator[tuple[float, dict[str, Stream]]]:
     """A recording delivered as a device would: every ``chunk_s`` seconds, the new samples of
-    each regular stream, arriving ``0..jitter_s`` seconds late (in order of arrival).
+    each regular stream, arriving ``0..jitter_s`` seconds late (in order of arrival; each
+    stream's pieces stay in order, as a device's sequence numbers keep them).
 
     ``drop`` maps a stream name to ``(t0, t1)``: that stream delivers nothing in between (a
     dropout; the batch path sees the same data only if the recording has NaN there).
@@ -824,13 +828,15 @@ def stream_chunks(rec: Recording, chunk_s: float = 1.0, *, jitter_s: float = 0.0
         if s.rate is None:
             continue
         edges = np.arange(math.floor(s.start / chunk_s) * chunk_s, s.end + chunk_s, chunk_s)
+        last = -math.inf  # a device delivers each stream in order: lateness never reorders it
         for a, b in zip(edges[:-1], edges[1:]):
             piece = s.slice(a, b)
             if not piece.n_samples:
                 continue
             if s.name in drop and drop[s.name][0] <= a < drop[s.name][1]:
                 continue
-            events.append((b + rng.uniform(0, jitter_s) if jitter_s else b, s.name, piece))
+            last = max(last, b + rng.uniform(0, jitter_s) if jitter_s else b)
+            events.append((last, s.name, piece))
     events.sort(key=lambda e: e[0])
     for t, name, piece in events:
         yield t, {name: piece}
