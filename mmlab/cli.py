@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from mmlab.errors import MMLabError
+from mmlab.parallel import scheduler_argument
 
 
 def _print_json(obj) -> None:
@@ -160,9 +161,17 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- stress
 def _stress_detector(args: argparse.Namespace):
+    import inspect
+
     from mmlab.systems.stress import StressDetector
 
-    return StressDetector(model=args.model, baseline=args.baseline, baseline_s=args.baseline_s)
+    params = {"model": args.model, "baseline": args.baseline, "baseline_s": args.baseline_s,
+              **_parse_knobs(args.set)}
+    known = set(inspect.signature(StressDetector).parameters)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise UsageError(f"--set {unknown[0]}: not a StressDetector parameter; known: {', '.join(sorted(known))}")
+    return StressDetector(**params)
 
 
 def _cmd_stress_train(args: argparse.Namespace) -> int:
@@ -289,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--scenario")
     p.add_argument("--data", help="a dataset folder instead of the synthetic default (bench stress)")
-    p.add_argument("--scheduler", help="dask: 'local' or a scheduler address (bench stress)")
+    p.add_argument("--scheduler", type=scheduler_argument, help="dask: 'local' or a scheduler address (bench stress)")
     p.set_defaults(func=_cmd_bench)
 
     stress = sub.add_parser("stress", help="the wearable stress system (chapter 50)").add_subparsers(
@@ -302,7 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default="temporal", choices=("temporal", "early", "attention"))
         p.add_argument("--baseline", default="first", choices=("first", "rest", "all", "none"))
         p.add_argument("--baseline-s", type=_positive_seconds, default=300.0)
-        p.add_argument("--scheduler", help="dask.distributed: 'local' or a scheduler address (default: serial)")
+        p.add_argument("--scheduler", type=scheduler_argument,
+                       help="dask.distributed: 'local' or a scheduler address (default: serial)")
+        p.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                       help="a StressDetector parameter, e.g. --set block_s=30 --set k=3")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "train":
             p.add_argument("--out", required=True, help="model folder to write")

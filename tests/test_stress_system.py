@@ -239,3 +239,83 @@ def test_loso_evaluation_scores_and_rule_selection(cohort):
     assert ev_any["event_recall"] >= ev_strict["event_recall"]
     sel = ev.select_rule(0.6)
     assert set(sel["settings"]) == {"k", "on", "off", "min_duration_s"} and 0 <= sel["event_recall"] <= 1
+
+
+# -------------------------------------------------------------------------- real data
+@pytest.mark.realdata
+def test_stress_predict_sample_end_to_end(data_dir, tmp_path):
+    """Stress-Predict (wrist E4 only): every subject opens, its stress phases lie inside the
+    recording, windows get wrist features and labels, and a detector trained on the other
+    subjects scores a held-out one and streams it like the batch path."""
+    from mmlab.systems.stress import open_recordings
+
+    root = data_dir / "stress_predict"
+    if not root.is_dir():
+        pytest.skip(f"{root} is not there")
+    sources = open_recordings(root)
+    assert [s.subject for s in sources][:2] == ["S02", "S03"] and len(sources) >= 5
+    det = StressDetector(model="early")
+    recs = [s.load() for s in sources[:5]]
+    table = det.tables(recs)
+    assert {"bvp", "wrist_eda", "temp", "acc", "hr"} <= {c.split("__")[0] for c in table.columns if "__" in c}
+    assert not any(c.startswith(("ecg__", "resp__")) for c in table.columns)  # no chest device
+    assert set(table["label"].dropna()) == {"rest", "stress"}
+    for rec in recs:
+        eps = stress_episodes(rec)
+        assert len(eps) == 3 and all(b - a >= 100 for a, b in eps)  # Stroop, interview, hyperventilation
+    det.fit(table[table["subject"] != "S06"])
+    held = recs[[r.subject for r in recs].index("S06")]
+    probs = det.predict_proba(held)
+    assert probs["fused"].notna().mean() > 0.8
+    events = list(det.stream(stream_chunks(held, 5.0)))
+    _compare(det, held, events)
+
+
+# --------------------------------------------------------------------------------- CLI
+def test_cli_train_evaluate_stream(cohort, tmp_path, capsys):
+    from mmlab.cli import main
+
+    data = tmp_path / "cohort"
+    cohort.save(data)
+    fast = ["--model", "early", "--baseline-s", "60", "--set", "block_s=30", "--set", "min_duration_s=20",
+            "--set", "refractory_s=60", "--quiet"]
+    assert main(["stress", "train", str(data), "--subjects", "S01", "S02", "S03", "S04",
+                 "--out", str(tmp_path / "model"), *fast]) == 0
+    assert "saved a stress detector" in capsys.readouterr().out
+    assert main(["stress", "evaluate", str(data), "--json", *fast]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_subjects"] == 5 and len(result["per_subject"]) == 5
+    assert main(["stress", "stream", str(data), "--subject", "S05", "--model", str(tmp_path / "model"),
+                 "--windows"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    det = StressDetector.load(tmp_path / "model")
+    assert sum(e["event"] == "window" for e in lines) == len(det.predict_proba(cohort["S05"]))
+    assert main(["stress", "evaluate", str(data), "--set", "colour=red"]) == 2
+    assert "not a StressDetector parameter" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse refuses it before anything runs
+        main(["stress", "evaluate", str(data), "--scheduler", "nonsense"])
+    assert e.value.code == 2 and "scheduler must be" in capsys.readouterr().err
+
+
+def test_evaluation_needs_a_stress_phase_somewhere(cohort):
+    recs = []
+    for rec in list(cohort)[:3]:
+        ann = rec.annotations.copy()
+        ann.loc[ann["label"] == "stress", "label"] = "baseline"
+        recs.append(Recording(rec.subject, list(rec.streams.values()), annotations=ann, meta=rec.meta))
+    with pytest.raises(SchemaError, match="no subject has a stress phase"):
+        evaluate_loso(StressDetector(model="early", **FAST), recs)
+
+
+def test_dask_gives_the_serial_results(cohort, tmp_path):
+    """One task per subject for features and one per fold, on a LocalCluster: same numbers.
+    A saved cohort is read subject by subject inside the tasks (memory-mapped)."""
+    from mmlab.systems.stress import open_recordings
+
+    cohort.save(tmp_path / "c")
+    recs = open_recordings(tmp_path / "c", ["S01", "S02", "S03"])
+    det = StressDetector(model="early", **FAST)
+    serial = evaluate_loso(det, recs)
+    local = evaluate_loso(det, recs, scheduler="local")
+    pd.testing.assert_frame_equal(serial.windows, local.windows, check_exact=False, rtol=0, atol=1e-12)
+    assert serial.info == local.info
