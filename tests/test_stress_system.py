@@ -239,6 +239,11 @@ def test_loso_evaluation_scores_and_rule_selection(cohort):
     assert ev_any["event_recall"] >= ev_strict["event_recall"]
     sel = ev.select_rule(0.6)
     assert set(sel["settings"]) == {"k", "on", "off", "min_duration_s"} and 0 <= sel["event_recall"] <= 1
+    curve = ev.operating_curve(on=(0.6, 0.9), min_duration_s=(0, 30))
+    assert len(curve) == (3 + 1 + len(ev.modalities)) * 2 * 2
+    assert set(curve["rule"]) == {"consensus", "fused", *ev.modalities}
+    ax = ev.plot_operating_curve(curve)
+    assert sum(len(c.get_offsets()) for c in ax.collections) == len(curve)
 
 
 # -------------------------------------------------------------------------- real data

@@ -11,4 +11,9 @@ Modules
     Consensus alerting (k of the n modalities present agree for a minimum duration, with
     per-modality hysteresis and a refractory period): one state machine shared by the batch
     and the streaming path, so streaming equals batch by construction.
+:mod:`mmlab.systems.stress`
+    The wearable stress detector (chapter 50): block-wise window features from every device
+    present, per-person calibration, per-modality detectors and a fused model, consensus
+    alerts; batch, streaming (same results), save/load, leave-one-subject-out evaluation
+    at window and event level (``mmlab stress ...``, ``mmlab bench stress``).
 """

@@ -1054,6 +1054,23 @@ class StressEvaluation:
         best = ok.sort_values(["false_alerts_per_hour", "latency_median_s"]).iloc[0]
         return best.to_dict()
 
+    def plot_operating_curve(self, curve: pd.DataFrame | None = None, ax=None):
+        """False alerts per hour against event recall, one marker per rule setting (colour:
+        consensus / fused / each single modality; size: median latency). Returns the axes."""
+        import matplotlib.pyplot as plt
+
+        curve = self.operating_curve() if curve is None else curve
+        ax = ax or plt.subplots(figsize=(6, 4))[1]
+        for rule, part in curve.groupby("rule", sort=False):
+            lat = part["latency_median_s"].fillna(part["latency_median_s"].max() or 60)
+            ax.scatter(part["event_recall"], part["false_alerts_per_hour"], s=10 + lat / 5, alpha=0.6,
+                       label=rule, marker="*" if rule == "consensus" else "o")
+        ax.set_xlabel("event recall (stress episodes detected)")
+        ax.set_ylabel("false alerts per hour")
+        ax.set_title("operating points (marker size: median latency)")
+        ax.legend(fontsize=7, ncol=2)
+        return ax
+
     def select_rule(self, target_recall: float = 0.9, grid: pd.DataFrame | None = None,
                     rule: str = "consensus") -> dict:
         """Choose the alert rule's ``k``, ``on`` and minimum duration *nested*: for each
