@@ -324,3 +324,11 @@ def test_dask_gives_the_serial_results(cohort, tmp_path):
     local = evaluate_loso(det, recs, scheduler="local")
     pd.testing.assert_frame_equal(serial.windows, local.windows, check_exact=False, rtol=0, atol=1e-12)
     assert serial.info == local.info
+
+
+def test_bench_stream_check_compares_with_batch(temporal, cohort):
+    from mmlab.bench.stress import stream_check
+
+    out = stream_check(temporal, cohort["S05"], chunk_s=1.0, jitter_s=0.5)
+    assert out["stream_equals_batch"] is True and out["stream_alerts"] == out["batch_alerts"]
+    assert out["stream_chunks"] > 300 and 0 < out["stream_p50_ms"] <= out["stream_p95_ms"] <= out["stream_max_ms"]

@@ -81,7 +81,7 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
     rule is chosen the same way, so both are compared at the same target recall.
     """
     from mmlab import synth
-    from mmlab.systems.stress import StressDetector, evaluate_loso, open_recordings
+    from mmlab.systems.stress import StressDetector, _recording, evaluate_loso, open_recordings
 
     wall = time.perf_counter()
     if data is None:
@@ -102,9 +102,8 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
     best = singles[best_m]
     per = ev.per_subject()
     # streaming: a detector fitted without the first subject streams that subject
-    first = recs[0]
-    rec = first.load() if hasattr(first, "load") else first
-    fitted = StressDetector(random_state=seed).fit([r for r in recs[1:]])
+    rec = _recording(recs[0])
+    fitted = StressDetector(random_state=seed).fit(recs[1:])
     fitted.alert_params.update({k: consensus["settings"][k] for k in ("k", "on", "off", "min_duration_s")})
     st = stream_check(fitted, rec)
     out = {
