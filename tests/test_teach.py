@@ -208,3 +208,17 @@ def test_grader_refuses_without_sandbox_unless_unsafe(monkeypatch, capsys):
 def test_grade_notebook_rejects_bad_timeouts(tmp_path, sources, value):
     with pytest.raises(NotebookError, match="cell_timeout must be a positive number of seconds"):
         grade_notebook(tmp_path / "x.ipynb", CH12, source_dir=sources, cell_timeout=value)
+
+
+@pytest.mark.skipif(__import__("shutil").which("bwrap") is None, reason="bubblewrap is not installed")
+def test_chapter50_solution_full_exercise_zero(tmp_path, root):
+    """The stress-system chapter's five graded tasks: the solution earns every point, the
+    untouched exercise none (its hidden tests compare with mmlab's own alerter and metrics)."""
+    name = "50_stress_system"
+    scores = []
+    for folder in ("solutions", "exercises"):
+        path = tmp_path / f"ada_{folder}.ipynb"
+        path.write_bytes((root / folder / f"{name}.ipynb").read_bytes())
+        r = grade_notebook(path, name, source_dir=root / "solutions", cell_timeout=120.0)
+        scores.append((r["score"], r["max_score"]))
+    assert scores[0][0] == scores[0][1] >= 8 and scores[1][0] == 0, scores
