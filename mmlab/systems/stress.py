@@ -49,6 +49,7 @@ import pandas as pd
 import mmlab
 from mmlab import features as FT
 from mmlab.errors import SchemaError, SignalError
+from mmlab.parallel import map_tasks
 from mmlab.recording import Cohort, Recording, Stream
 from mmlab.systems.alerts import Alert, ConsensusAlerter
 from mmlab.validate import check_int, check_number, check_option, check_positive
@@ -433,7 +434,8 @@ class StressDetector:
         recs = list(cohort)
         if not recs:
             raise SchemaError("the cohort is empty")
-        out = _map(_subject_task, [(self, r) for r in recs], scheduler, progress, "features")
+        out = map_tasks(_subject_task, [(self, r) for r in recs], scheduler=scheduler, progress=progress,
+                        desc="features")
         return pd.concat([t for t, _ in out], ignore_index=True)
 
     # ---------------------------------------------------------------- calibration
@@ -594,8 +596,7 @@ class StressDetector:
         self.fused_ = fused_on(rows)
         ok = np.isfinite(oof_fused[:, 0])
         self.fused_temperature_ = _temperature(oof_fused[ok], y[ok])
-        tr = labelled
-        self.n_train_windows_ = int(tr.sum())
+        self.n_train_windows_ = int(labelled.sum())
         return self
 
     def _check_fitted(self) -> None:
@@ -867,14 +868,6 @@ def stream_chunks(rec: Recording, chunk_s: float = 1.0, *, jitter_s: float = 0.0
         yield t, {name: piece}
 
 
-def _map(fn, items, scheduler, progress, desc):
-    if scheduler in (None, "serial") and not progress:
-        return [fn(x) for x in items]
-    from mmlab.parallel import map_tasks
-
-    return map_tasks(fn, items, scheduler=scheduler, progress=progress, desc=desc)
-
-
 # ----------------------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class SubjectSource:
@@ -982,7 +975,6 @@ class StressEvaluation:
     info: dict
     modalities: list
     alert_params: dict
-    baseline_s: float = 0.0
 
     def _alerts(self, probs: pd.DataFrame, rule: str, params: dict, t_end: float) -> list[Alert]:
         if rule == "consensus":
@@ -1163,17 +1155,19 @@ def evaluate_loso(detector: StressDetector, data: Cohort | Iterable[Recording], 
     recs = list(data)
     if len(recs) < 3:
         raise SchemaError(f"leave-one-subject-out needs at least 3 subjects, got {len(recs)}")
-    out = _map(_subject_task, [(detector, r) for r in recs], scheduler, progress, "features")
+    out = map_tasks(_subject_task, [(detector, r) for r in recs], scheduler=scheduler, progress=progress,
+                    desc="features")
     table = pd.concat([t for t, _ in out], ignore_index=True)
     info = {i["subject"]: i for _, i in out}
     with_stress = [s for s, i in info.items() if i["episodes"]]
     if not with_stress:
         raise SchemaError("no subject has a stress phase: nothing to detect")
     params = dict(detector.init_params)
-    folds = _map(_fold_task, [(params, table, subj) for subj in info], scheduler, progress, "folds")
+    folds = map_tasks(_fold_task, [(params, table, subj) for subj in info], scheduler=scheduler,
+                      progress=progress, desc="folds")
     windows = pd.concat(folds, ignore_index=True)
     mods = sorted({c[2:] for c in windows.columns if c.startswith("p_")},
                   key=lambda m: [c for c in windows.columns].index(f"p_{m}"))
     for m in mods:  # a fold may lack a modality another fold has
         windows[f"present_{m}"] = windows[f"present_{m}"].fillna(False).astype(bool)
-    return StressEvaluation(windows, info, mods, dict(detector.alert_params), detector.baseline_s)
+    return StressEvaluation(windows, info, mods, dict(detector.alert_params))
