@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MPLBACKEND", "Agg")
+# numba (librosa, mne) caches compiled functions beside their sources. Two pytest workers
+# compiling the same function at once on a fresh install wrote a cache file that then
+# segfaulted every later load (chapter 11's pyin, on a clean clone). Each worker, and the
+# kernels it starts, gets a cache folder of its own (removed when the worker exits).
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="mmlab-numba-")
+    atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], True)
 
 
 @pytest.fixture(scope="session")
