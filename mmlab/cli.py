@@ -308,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = stress.add_parser(name, help=helptext)
         p.add_argument("data", help="a saved mmlab cohort, a Stress-Predict or a WESAD folder")
         p.add_argument("--subjects", nargs="+", help="only these subjects")
-        p.add_argument("--model", default="temporal", choices=("temporal", "early", "attention"))
-        p.add_argument("--baseline", default="first", choices=("first", "rest", "all", "none"))
+        p.add_argument("--model", default="temporal", choices=("temporal", "early", "forest", "attention"))
+        p.add_argument("--baseline", default="first", choices=("first", "rolling", "rest", "all", "none"))
         p.add_argument("--baseline-s", type=_positive_seconds, default=300.0)
         p.add_argument("--scheduler", type=scheduler_argument,
                        help="dask.distributed: 'local' or a scheduler address (default: serial)")

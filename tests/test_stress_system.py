@@ -97,6 +97,35 @@ def test_per_person_calibration_is_a_z_score_against_the_first_minutes(tables):
     assert probs.loc[~base.to_numpy(), "fused"].notna().mean() > 0.8
 
 
+def test_rolling_calibration_is_a_causal_z_score_over_the_last_minutes(tables):
+    """baseline="rolling": each window against the windows of the last rolling_s seconds
+    (itself included); changing the future leaves the past untouched."""
+    det = StressDetector(model="early", baseline="rolling", rolling_s=120, **FAST).fit(tables)
+    one = tables[tables["subject"] == "S02"].reset_index(drop=True)
+    col = "ecg__hr_mean"
+    norm = det._normalise(one)
+    n = 12  # 120 s of windows at a 10-s step
+    i = len(one) - 5
+    past = one.loc[i - n + 1:i, col]
+    assert past.notna().all()
+    np.testing.assert_allclose(norm.loc[i, col], (one.loc[i, col] - past.mean()) / past.std(ddof=0), rtol=1e-9)
+    changed = one.copy()
+    changed.loc[i + 1:, col] += 50.0
+    np.testing.assert_allclose(det._normalise(changed).loc[:i, col], norm.loc[:i, col], rtol=1e-12)
+    valid = one[det.features_].notna().any(axis=1).to_numpy()
+    base = (one["end"] <= one["start"][valid].iloc[0] + 60).to_numpy()  # no decision before then
+    assert not norm.loc[base, "calibrated"].any() and norm.loc[~base, "calibrated"].all()
+
+
+def test_streaming_equals_batch_with_the_rolling_baseline_and_a_forest(tables, cohort):
+    det = StressDetector(model="forest", baseline="rolling", rolling_s=120, **FAST)
+    det.fit(tables[tables["subject"] != "S05"])
+    rec = cohort["S05"]
+    events = list(det.stream(stream_chunks(rec, 1.0, jitter_s=1.0, seed=2)))
+    batch, _ = _compare(det, rec, events)
+    assert batch["fused"].notna().sum() > 10
+
+
 def test_training_needs_both_classes(tables):
     rest_only = tables[tables["label"] != "stress"]
     with pytest.raises(SchemaError, match="need both"):

@@ -16,14 +16,19 @@
 3. **Per-person calibration**, as wearables do: each subject's features are expressed
    against the subject's own baseline — by default the first ``baseline_s`` seconds of
    wear (``baseline="first"``); no prediction is made before that calibration period ends.
-   ``"rest"`` (the subject's labelled rest windows), ``"all"`` (every window of the
-   subject, non-causal) and ``"none"`` are there to compare.
+   ``"rolling"`` is causal too and adapts: each window is z-scored against the subject's
+   windows of the last ``rolling_s`` seconds (itself included), so a tonic drift over a
+   session (skin conductance creeping up, the wrist warming) does not read as stress; it
+   also waits ``baseline_s`` before its first decision. ``"rest"`` (the subject's labelled
+   rest windows), ``"all"`` (every window of the subject, non-causal) and ``"none"`` are
+   there to compare.
 4. **Per-modality detectors** (logistic regression on that modality's features, temperature
    scaled on held-out training subjects): each modality's calibrated probability of stress
    is its vote.
 5. **A fused model** from :mod:`mmlab.fusion` — by default :class:`~mmlab.fusion.TemporalFusion`
-   over ``seq_len`` consecutive windows, trained with modality dropout — temperature scaled
-   the same way. Its probability is reported (and can be thresholded instead).
+   over ``seq_len`` consecutive windows, trained with modality dropout; ``"early"`` (a
+   logistic regression), ``"forest"`` (a random forest) and ``"attention"`` are selectable —
+   temperature scaled the same way. Its probability is reported (and can be thresholded instead).
 6. **Consensus alerts** (:mod:`mmlab.systems.alerts`): k of the n modalities *present* must
    vote together for ``min_duration_s``; an absent or poor-quality modality shrinks n and
    never votes; hysteresis and a refractory period. Each alert carries its provenance.
@@ -331,13 +336,17 @@ class StressDetector:
         in streaming this is the decision delay.
     context_s : float, default 30
         Data before a block that its features may use (filter run-up).
-    baseline : {"first", "rest", "all", "none"}, default "first"
-        Per-person calibration (see the module docstring); only "first" and "none" can
-        stream.
+    baseline : {"first", "rolling", "rest", "all", "none"}, default "first"
+        Per-person calibration (see the module docstring); "first", "rolling" and "none"
+        can stream.
     baseline_s : float, default 300
-        Length of the calibration period for ``baseline="first"``.
-    model : {"temporal", "early", "attention"}, default "temporal"
-        The fused model; ``seq_len`` windows for "temporal".
+        Length of the calibration period for ``baseline="first"`` (and the wait before the
+        first decision with ``"rolling"``).
+    rolling_s : float, default 900
+        The adaptive baseline's span for ``baseline="rolling"``.
+    model : {"temporal", "early", "forest", "attention"}, default "temporal"
+        The fused model; ``seq_len`` windows for "temporal". "forest" is an early fusion
+        with a random forest (200 trees, at least 5 windows per leaf).
     modality_dropout : float, default 0.2
         Training-time modality dropout of the fused model.
     k, on, off, min_duration_s, refractory_s, min_quality
@@ -372,7 +381,7 @@ class StressDetector:
 
     def __init__(self, window_s: float = 30.0, step_s: float = 10.0, block_s: float = 60.0,
                  context_s: float = 30.0, baseline: str = "first", baseline_s: float = 300.0,
-                 model: str = "temporal", seq_len: int = 4, modality_dropout: float = 0.2,
+                 rolling_s: float = 900.0, model: str = "temporal", seq_len: int = 4, modality_dropout: float = 0.2,
                  epochs: int = 60, k: int = 2, on: float = 0.7, off: float = 0.5,
                  min_duration_s: float = 30.0, refractory_s: float = 300.0, min_quality: float = 0.5,
                  streams: Mapping[str, Sequence[str]] | None = None,
@@ -386,9 +395,12 @@ class StressDetector:
         if abs(self.block_s / self.step_s - round(self.block_s / self.step_s)) > 1e-9:
             raise SchemaError(f"block_s ({block_s}) must be a multiple of step_s ({step_s})")
         self.context_s = check_number(context_s, "context_s", low=0.0, unit="seconds")
-        self.baseline = check_option(baseline, "baseline", ("first", "rest", "all", "none"))
+        self.baseline = check_option(baseline, "baseline", ("first", "rolling", "rest", "all", "none"))
         self.baseline_s = check_positive(baseline_s, "baseline_s", unit="seconds")
-        self.model = check_option(model, "model", ("temporal", "early", "attention"))
+        self.rolling_s = check_positive(rolling_s, "rolling_s", unit="seconds")
+        if self.rolling_s < 2 * self.step_s:
+            raise SchemaError(f"rolling_s ({rolling_s}) must span at least two steps ({2 * self.step_s} s)")
+        self.model = check_option(model, "model", ("temporal", "early", "forest", "attention"))
         self.seq_len = check_int(seq_len, "seq_len", low=1)
         self.modality_dropout = check_number(modality_dropout, "modality_dropout", low=0.0, high=0.9)
         self.epochs = check_int(epochs, "epochs", low=1)
@@ -448,7 +460,7 @@ class StressDetector:
             return out
         for subj, idx in out.groupby("subject").groups.items():
             rows = out.loc[idx]
-            if self.baseline == "first":
+            if self.baseline in ("first", "rolling"):
                 valid = rows[cols].notna().any(axis=1).to_numpy()
                 if not valid.any():
                     out.loc[idx, "calibrated"] = False
@@ -456,6 +468,9 @@ class StressDetector:
                 t0 = rows["start"].to_numpy()[valid][0]
                 ref = (rows["end"] <= t0 + self.baseline_s).to_numpy()
                 out.loc[idx, "calibrated"] = ~ref
+                if self.baseline == "rolling":
+                    out.loc[idx, cols] = self._rolling_z(rows[cols], ref)
+                    continue
             elif self.baseline == "rest":
                 ref = (rows["label"] == "rest").to_numpy()
             else:
@@ -467,6 +482,19 @@ class StressDetector:
             # with no baseline value cannot be calibrated (NaN: its modality is absent)
             out.loc[idx, cols] = (rows[cols] - mu) / sd.fillna(self.global_sd_[cols])
         return out
+
+    def _rolling_z(self, vals: pd.DataFrame, first: np.ndarray) -> pd.DataFrame:
+        """One subject's windows (consecutive, in time order) z-scored against the windows of
+        the last ``rolling_s`` seconds, itself included. Where that spread is zero (a constant
+        feature) the spread of the first ``baseline_s`` seconds, else the training cohort's,
+        is used. Only past windows are read, so the streaming path computes the same values."""
+        n = max(2, int(round(self.rolling_s / self.step_s)))
+        mu = vals.rolling(n, min_periods=1).mean()
+        sd = vals.rolling(n, min_periods=2).std(ddof=0)
+        sd0 = vals[first].std(ddof=0)
+        sd0 = sd0.where(sd0 > 1e-9 * (vals[first].mean().abs() + 1), np.nan).fillna(self.global_sd_[vals.columns])
+        ok = sd > 1e-9 * (mu.abs() + 1)
+        return (vals - mu) / sd.where(ok, sd0, axis=1)
 
     # ---------------------------------------------------------------- inputs
     def _modality_matrix(self, table: pd.DataFrame, m: str) -> tuple[np.ndarray, np.ndarray]:
@@ -508,6 +536,12 @@ class StressDetector:
             from sklearn.linear_model import LogisticRegression
 
             return fusion.EarlyFusion(LogisticRegression(max_iter=2000, class_weight="balanced"))
+        if self.model == "forest":
+            from sklearn.ensemble import RandomForestClassifier
+
+            return fusion.EarlyFusion(RandomForestClassifier(200, min_samples_leaf=5, class_weight="balanced",
+                                                             n_jobs=1, random_state=rs),
+                                      modality_dropout=self.modality_dropout, random_state=rs)
         if self.model == "attention":
             return fusion.AttentionFusion(modality_dropout=self.modality_dropout, epochs=self.epochs,
                                           class_weight="balanced", random_state=rs)
@@ -680,9 +714,9 @@ class StressDetector:
         """The state of one stream, fed chunk by chunk with ``push(t, pieces)`` and closed with
         ``finish()`` (each returns an iterator of events); :meth:`stream` drives one."""
         self._check_fitted()
-        if self.baseline not in ("first", "none"):
+        if self.baseline not in ("first", "rolling", "none"):
             raise SchemaError(f"baseline={self.baseline!r} needs the whole recording; streaming "
-                              "can calibrate on the first minutes only (baseline='first' or 'none')")
+                              "calibrates on the past only (baseline='first', 'rolling' or 'none')")
         return StressStream(self, subject, check_number(wait_s, "wait_s", low=0.0, unit="seconds"),
                             dict(meta or {}))
 
@@ -815,7 +849,9 @@ class StressStream:
         probs = det.predict_table(self.history).iloc[len(self.history) - n_new:]
         # keep the calibration windows and the windows the next sequences need
         keep_tail = det.seq_len + int(round(det.block_s / det.step_s))
-        if det.baseline == "first":
+        if det.baseline == "rolling":
+            keep_tail += int(round(det.rolling_s / det.step_s))
+        if det.baseline in ("first", "rolling"):
             feats = [c for c in det.features_ if c in self.history]
             valid = self.history[feats].notna().any(axis=1).to_numpy()
             t0 = self.history["start"].to_numpy()[valid][0] if valid.any() else math.inf
