@@ -161,17 +161,11 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- stress
 def _stress_detector(args: argparse.Namespace):
-    import inspect
-
     from mmlab.systems.stress import StressDetector
 
     params = {"model": args.model, "baseline": args.baseline, "baseline_s": args.baseline_s,
               **_parse_knobs(args.set)}
-    known = set(inspect.signature(StressDetector).parameters)
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise UsageError(f"--set {unknown[0]}: not a StressDetector parameter; known: {', '.join(sorted(known))}")
-    return StressDetector(**params)
+    return StressDetector.from_params(params)
 
 
 def _cmd_stress_train(args: argparse.Namespace) -> int:
@@ -233,7 +227,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     result = bench.run(args.topic, **{k: v for k, v in vars(args).items()
                                       if k in ("subjects", "seed", "scenario", "data", "scheduler")
-                                      and v is not None})
+                                      and v is not None},
+                       **({"params": _parse_knobs(args.set)} if args.set else {}))
     if args.json:
         _print_json(result)
     else:
@@ -299,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario")
     p.add_argument("--data", help="a dataset folder instead of the synthetic default (bench stress)")
     p.add_argument("--scheduler", type=scheduler_argument, help="dask: 'local' or a scheduler address (bench stress)")
+    p.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                   help="a parameter of the benchmarked system, e.g. --set baseline=rolling (bench stress)")
     p.set_defaults(func=_cmd_bench)
 
     stress = sub.add_parser("stress", help="the wearable stress system (chapter 50)").add_subparsers(

@@ -78,9 +78,10 @@ def stream_check(det, rec, chunk_s: float = 1.0, jitter_s: float = 0.5, seed: in
 
 
 def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: str | None = None,
-        target_recall: float = 0.9, **_) -> dict:
-    """The stress system on ``stress_protocol`` (full-length sessions, ``subjects``, ``seed``,
-    default knobs) or on a dataset folder (``data``: a saved cohort, Stress-Predict or WESAD).
+        target_recall: float = 0.9, params: dict | None = None, **_) -> dict:
+    """The stress system on ``stress_protocol`` (full-length sessions, ``subjects``, ``seed``)
+    or on a dataset folder (``data``: a saved cohort, Stress-Predict or WESAD), with the
+    default :class:`StressDetector` or the one ``params`` describes (``--set`` on the CLI).
 
     The alert rule is chosen nested (:meth:`StressEvaluation.select_rule`): for each
     subject, the k / threshold / duration with the fewest false alerts per hour reaching
@@ -97,7 +98,8 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
     else:
         recs = open_recordings(data)
         source = f"{data} ({len(recs)} subjects)"
-    det = StressDetector(random_state=seed)
+    params = {"random_state": seed, **(params or {})}
+    det = StressDetector.from_params(params)
     ev = evaluate_loso(det, recs, scheduler=scheduler)
     summ = ev.summary()
     consensus = ev.select_rule(target_recall, rule="consensus")
@@ -112,11 +114,12 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
     per = ev.per_subject()
     # streaming: a detector fitted without the first subject streams that subject
     rec = _recording(recs[0])
-    fitted = StressDetector(random_state=seed).fit(recs[1:])
+    fitted = StressDetector.from_params(params).fit(recs[1:])
     fitted.alert_params.update({k: consensus["settings"][k] for k in ("k", "on", "off", "min_duration_s")})
     st = stream_check(fitted, rec)
     out = {
-        "source": source, "model": det.model, "voters": ev.modalities, "target_recall": target_recall,
+        "source": source, "model": det.model, "baseline": det.baseline, "params": dict(params or {}),
+        "voters": ev.modalities, "target_recall": target_recall,
         "balanced_accuracy": summ["balanced_accuracy"], "macro_f1": summ["macro_f1"], "auroc": summ["auroc"],
         "balanced_accuracy_min_subject": summ["balanced_accuracy_min_subject"],
         "balanced_accuracy_sd": summ["balanced_accuracy_sd"],

@@ -416,6 +416,18 @@ class StressDetector:
         self.context_modalities = tuple(str(m) for m in context_modalities)
         self.random_state = int(random_state)
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "StressDetector":
+        """A detector from a parameter mapping (the CLI's ``--set``); an unknown name is a
+        clear error that lists the known ones."""
+        import inspect
+
+        known = set(inspect.signature(cls).parameters)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise SchemaError(f"{unknown[0]!r} is not a StressDetector parameter; known: {', '.join(sorted(known))}")
+        return cls(**params)
+
     # ---------------------------------------------------------------- features
     def _featurizer(self, rec: Recording) -> _Featurizer:
         streams = self.streams if self.streams is not None else default_streams(rec)
