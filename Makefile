@@ -14,9 +14,9 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: lab test install assign clean-venv sandbox
+.PHONY: lab test install assign clean-venv sandbox browser
 
-install: $(STAMP) sandbox
+install: $(STAMP) sandbox browser
 
 # `mmlab grade` runs each submission in a bubblewrap sandbox (docs/instructor.md) and
 # refuses to grade without it. Install it when we can (root with apt), else say how.
@@ -28,6 +28,18 @@ sandbox:
 	else \
 	  echo "NOTE: bubblewrap (bwrap) is not installed: 'mmlab grade' will refuse to grade until it is."; \
 	  echo "      Install it with: sudo apt-get install bubblewrap   (or your system's package manager)"; \
+	fi
+
+# The dashboard's browser tests drive Debian's chromium through Playwright (never
+# `playwright install`, which downloads a browser). Install it when we can, else say how.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (browser tests of mmlab dashboard)"; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	else \
+	  echo "NOTE: chromium is not installed: the dashboard's browser tests will be skipped."; \
+	  echo "      Install it with: sudo apt-get install chromium   (or your system's package manager)"; \
 	fi
 
 # Re-install only when the dependency list changes; a repeated `make test` starts at once.

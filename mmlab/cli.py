@@ -331,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Optional packages some commands need, and the extra of ``pip install "mmlab[...]"`` that has them.
 _EXTRAS = {"jupyter_client": "teach", "nbclient": "teach", "nbformat": "teach", "ipykernel": "teach",
-           "papermill": "test", "pytest": "test", "jupyterlab": "lab"}
+           "papermill": "test", "pytest": "test", "jupyterlab": "lab", "onnx": "deploy",
+           "onnxruntime": "deploy", "onnxscript": "deploy", "fastapi": "deploy", "uvicorn": "deploy",
+           "httpx": "deploy", "panel": "deploy"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,8 @@ def _extra(name: str) -> set[str]:
     """The distributions an extra pulls, following self-references such as ``mmlab[teach]``."""
     out = set()
     for spec in PROJECT["optional-dependencies"][name]:
-        inner = re.fullmatch(r"mmlab\[(\w+)\]", spec)
-        out |= _extra(inner.group(1)) if inner else {_dist(spec)}
+        inner = re.fullmatch(r"mmlab\[([\w,]+)\]", spec)
+        out |= set().union(*map(_extra, inner.group(1).split(","))) if inner else {_dist(spec)}
     return out
 
 
