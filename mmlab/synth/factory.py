@@ -127,7 +127,7 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
     imbalance = float(tr.uniform(3.0, 6.0)) if plan_i["imbalance"] else float(tr.uniform(0.7, 1.3))
     load = float(tr.uniform(0.7, 1.0))
     overheat = bool(plan_i.get("overheat"))
-    heat0 = float(tr.uniform(4.0, 8.0)) if overheat else 0.0  # motor excess (°C), grows like a defect
+    heat0 = float(tr.uniform(6.0, 12.0)) if overheat else 0.0  # motor excess (°C), grows like a defect
     heat1 = heat0 * float(tr.uniform(1.2, 1.8)) if overheat else 0.0
 
     ck = R["clock"]
