@@ -5,7 +5,7 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,maintenance} [--json]
     mmlab stress {train,evaluate,stream} ...
     mmlab maintenance {train,evaluate,drift} ...
 
