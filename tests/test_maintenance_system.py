@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from mmlab import cli
+from mmlab import sensors as SN
 from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import Cohort, Recording, Stream
 from mmlab.synth import factory
@@ -67,9 +68,32 @@ def test_factory_new_knobs_plant_what_they_say():
     assert all(abs(r.meta["truth"]["fault_hz"] - 2 * r.meta["truth"]["bsf"]) < 1e-3 for r in balls)
 
 
+def test_run_to_failure_onset_labels_windows_healthy_before_it():
+    c = factory(6, seed=3, fast=True, minutes=0.5, failure_fraction=0.5, onset_fraction=0.6, dropout_per_hour=0)
+    W = window_table(c, 5.0)
+    for rec in c:
+        rows = W.meta[W.meta["machine"] == rec.subject]
+        t = rec.meta["truth"]
+        if t["fault"] is None:
+            assert "onset_s" not in t and (rows["fault"] == "healthy").all()
+            continue
+        assert 0.0 <= t["onset_s"] <= 0.6 * 30.0
+        mid = (rows["start"] + rows["end"]) / 2
+        assert (rows.loc[mid < t["onset_s"], "fault"] == "healthy").all()
+        assert (rows.loc[mid >= t["onset_s"], "fault"] == t["fault"]).all()
+        assert (rows["machine_fault"] == t["fault"]).all()
+        # no impacts before the onset: the vibration there matches the same machine run healthy
+        x = np.asarray(rec["vibration"].data, float).reshape(-1)
+        pre = x[: int(t["onset_s"] * rec["vibration"].rate)]
+        post = x[int(t["onset_s"] * rec["vibration"].rate):]
+        if len(pre) > 4000 and len(post) > 4000:
+            assert SN.time_features(post)["kurtosis"] > SN.time_features(pre)["kurtosis"]
+
+
 def test_factory_defaults_have_no_new_faults_or_sensor():
     c = factory(10, seed=0, fast=True, minutes=0.1)
-    assert all("current" not in r and "overheating" not in r.meta["truth"] for r in c)
+    assert all("current" not in r and "overheating" not in r.meta["truth"] and "onset_s" not in r.meta["truth"]
+               for r in c)
     assert {r.meta["truth"]["fault"] for r in c} <= {None, "outer_race", "inner_race"}
 
 

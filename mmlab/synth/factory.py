@@ -63,6 +63,9 @@ KNOBS: dict[str, B.Knob] = {
     "overheat_fraction": B.Knob(0.0, "share of the machines without a bearing defect whose motor "
                                      "overheats (a thermal and current fault, quiet in vibration)",
                                 kind="prob"),
+    "onset_fraction": B.Knob(None, "run to failure: each failing machine's fault starts at a uniform "
+                                   "random point in the first onset_fraction of the session (healthy "
+                                   "before); None: present from the start", optional=True, lo=0.0, hi=1.0),
     "current_hz": B.Knob(None, "sampling rate (Hz) of a motor-current sensor (stream \"current\"); "
                                "None: no such sensor", optional=True, lo=200.0, hi=20000.0),
     "imbalance_fraction": B.Knob(0.2, "share of healthy machines with rotor imbalance (a "
@@ -138,7 +141,17 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
     dropouts: list[dict] = []
 
     g = B.grid(clocks["daq"], 0.0, T, fs)
-    sev_t = np.linspace(sev0, sev1, g.n) * inf["vibration"] if fault else 0.0
+    onset = 0.0  # run to failure: the fault starts at `onset` s (own generator: defaults unchanged)
+    if knobs["onset_fraction"] is not None and (fault or overheat):
+        onset = float(B.rng_for(seed, NAME, i + 1, "onset").uniform(0.0, knobs["onset_fraction"])) * T
+
+    def grow(t, a, b):  # a fault's size over time: 0 before onset, a -> b after
+        if onset <= 0.0:
+            return np.interp(t, [0.0, T], [a, b])
+        return np.where(t < onset, 0.0, np.interp(t, [onset, T], [0.3 * a, b]))
+
+    sev_t = (np.linspace(sev0, sev1, g.n) if onset <= 0.0 else grow(g.ref_start + np.arange(g.n) * g.ref_step, sev0, sev1)) \
+        * inf["vibration"] if fault else 0.0
     x, vib = vibration(rng, 1.0 / g.ref_step, g.n, rpm / 60.0, fault, sev_t, resonance,
                        imbalance, VANES[mtype], noise=noise, t0=g.ref_start)
     if "vibration" not in missing:
@@ -155,8 +168,8 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
         t_ref = np.sort(t_ref + ir.uniform(-0.2, 0.2, len(t_ref)) * every)
         scene = draw_scene(ir, knobs["image_size"])
         cols = column_pattern(ir, scene)
-        sev_f = np.interp(t_ref, [0.0, T], [sev0, sev1]) if fault else np.zeros(len(t_ref))
-        heat_f = (np.interp(t_ref, [0.0, T], [heat0, heat1]) * inf["thermal"] if overheat
+        sev_f = grow(t_ref, sev0, sev1) if fault else np.zeros(len(t_ref))
+        heat_f = (grow(t_ref, heat0, heat1) * inf["thermal"] if overheat
                   else np.zeros(len(t_ref)))
         frames = np.stack([thermal_frame(ir, scene, hotspot_c=12.0 * inf["thermal"] * sv_k, bearing=bearing,
                                          load=load, noise=noise, column_pattern=cols, motor_extra_c=h_k)
@@ -168,9 +181,10 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
                                                                   "scene": {"bearings_px": scene.bearings}}))
 
     if knobs["current_hz"]:  # motor current: its own generator, so other streams are unchanged
+        tc = np.linspace(0.0, T, 64)
         streams.append(_motor_current(B.rng_for(seed, NAME, i + 1, "current"), knobs, T, rpm, load, vib,
-                                      np.linspace(sev0, sev1, 64) if fault else None,
-                                      (heat0, heat1) if overheat else None, imbalance, noise))
+                                      grow(tc, sev0, sev1) if fault else None,
+                                      grow(tc, heat0, heat1) if overheat else None, imbalance, noise))
 
     xr = R["text"]
     style = draw_style(xr, sv, terse=0.5)
@@ -180,8 +194,9 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
     for tn in np.sort(xr.uniform(0.1, 0.95, n_notes)) * T:
         rows.append({"onset": round(float(tn), 3), "duration": 0.0, "kind": "note", "label": "operator",
                      "text": say(xr, "operator_note",
+                                 "healthy" if tn < onset else
                                  "failing" if fault else ("overheating" if overheat else "healthy"), style,
-                                 cue if (fault or overheat) else 0.5 * cue)})
+                                 cue if (fault or overheat) and tn >= onset else 0.5 * cue)})
     rows.append({"onset": 0.0, "duration": T, "kind": "label",
                  "label": "failure" if (fault or overheat) else "healthy"})
     if "thermal" in missing:
@@ -194,6 +209,8 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
                   "faulty_bearing": ("drive_end" if bearing == 0 else "non_drive_end") if fault else None,
                   "imbalance": round(imbalance, 6), "load": round(load, 6)},
     }
+    if knobs["onset_fraction"] is not None and (fault or overheat):
+        meta["truth"]["onset_s"] = round(onset, 6)
     if overheat:
         meta["truth"]["overheating"] = {"motor_excess_start_c": round(heat0, 6), "motor_excess_end_c": round(heat1, 6)}
     rec = Recording(sid, streams=streams, annotations=B.annotations(rows), meta=meta,
@@ -203,14 +220,15 @@ def make_subject(i: int, sid: str, seed: int, knobs: dict, fast: bool,
 
 
 def _motor_current(rng: np.random.Generator, knobs: dict, T: float, rpm: float, load: float, vib: dict,
-                   severity: np.ndarray | None, heat: tuple | None, imbalance: float, noise: float) -> Stream:
+                   severity: np.ndarray | None, heat: np.ndarray | None, imbalance: float, noise: float) -> Stream:
     """Motor current (A) on the DAQ clock: the 50 Hz supply line, its amplitude set by the
     load (an overheating motor draws more), with sidebands at 50 ± the defect frequency
     (a bearing defect's torque ripple) and ± the shaft frequency (imbalance), plus noise."""
     fs = float(knobs["current_hz"])
     n = int(round(T * fs))
     t = np.arange(n) / fs
-    amp = 10.0 * load * (1.0 + (0.025 * np.interp(t, [0.0, T], heat) if heat else 0.0))
+    amp = 10.0 * load * (1.0 + (0.025 * np.interp(t, np.linspace(0.0, T, len(heat)), heat)
+                                if heat is not None else 0.0))
     x = amp * np.sin(2 * np.pi * 50.0 * t + rng.uniform(0, 2 * np.pi))
     fr = rpm / 60.0
     x = x + 0.01 * imbalance * amp * np.cos(2 * np.pi * fr * t) * np.sin(2 * np.pi * 50.0 * t)

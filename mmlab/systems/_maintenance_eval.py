@@ -42,7 +42,7 @@ def split_windows(cohort: Cohort, window_s: float = 5.0, test_fraction: float = 
                   extra: tuple = ()) -> Split:
     """Window the cohort and split it by machine (see :func:`machine_split`)."""
     W = window_table(cohort, window_s, extra=extra)
-    tr_m, te_m = machine_split(W.meta["machine"], W.meta["fault"], test_fraction, seed)
+    tr_m, te_m = machine_split(W.meta["machine"], W.meta["machine_fault"], test_fraction, seed)
     if len(tr_m) == 0 or len(te_m) == 0:
         raise SignalError(f"too few machines ({W.meta['machine'].nunique()}) to split by machine")
     isin = W.meta["machine"].isin
@@ -100,7 +100,7 @@ def evaluate(split: Split, modalities=BASE_MODALITIES, keyword_baseline: bool = 
         "train_s": train_s, "infer_ms": infer_ms,
         "n_train_machines": int(split.train.meta["machine"].nunique()),
         "n_test_machines": int(split.test.meta["machine"].nunique()),
-        "test_machine_faults": split.test.meta.drop_duplicates("machine")["fault"].value_counts().to_dict(),
+        "test_machine_faults": split.test.meta.drop_duplicates("machine")["machine_fault"].value_counts().to_dict(),
     }
     return figures, fused
 

@@ -144,8 +144,9 @@ def keyword_features(texts) -> np.ndarray:
 
 @dataclass
 class WindowTable:
-    """Windows of a cohort: ``meta`` (one row per window: machine, start, end, fault,
-    time_to_failure_s, session_s), and per modality the encoder inputs ``inputs[m]`` (rows
+    """Windows of a cohort: ``meta`` (one row per window: machine, start, end, fault (the
+    window's class: ``healthy`` before a run-to-failure onset), machine_fault, session_s,
+    time_to_failure_s), and per modality the encoder inputs ``inputs[m]`` (rows
     aligned with ``meta``; zeros where absent), ``present[m]`` and ``reason[m]`` (why a
     window was excluded, "" if present). ``texts`` holds the notes."""
 
@@ -212,6 +213,7 @@ def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_f
         n_win = int(np.floor(session / window_s + 1e-9))
         fault = fault_of(rec)
         failing = fault != "healthy"
+        onset = float((rec.meta.get("truth", {}) or {}).get("onset_s") or 0.0)
         notes = rec.annotations[rec.annotations["kind"] == "note"].sort_values("onset")
         frames = rec["thermal"] if "thermal" in rec else None
         ftimes = np.asarray(frames.timestamps(), float) if frames is not None else np.zeros(0)
@@ -219,8 +221,10 @@ def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_f
         band = None  # the demodulation band: found once per machine, on its first usable window
         for w in range(n_win):
             a, b = w * window_s, (w + 1) * window_s
-            metas.append({"machine": rec.subject, "start": a, "end": b, "fault": fault, "session_s": session,
-                          "time_to_failure_s": (session - b) if failing else np.inf})
+            # run to failure: before the fault's onset the machine is healthy (window midpoint decides)
+            fault_now = "healthy" if failing and (a + b) / 2 < onset else fault
+            metas.append({"machine": rec.subject, "start": a, "end": b, "fault": fault_now, "machine_fault": fault,
+                          "session_s": session, "time_to_failure_s": (session - b) if failing else np.inf})
             # vibration
             if vs is None:
                 vib.append(np.zeros(len(VIB_NAMES), np.float32)); pres["vibration"].append(False)

@@ -19,7 +19,9 @@
    scaled on held-out training machines (:class:`mmlab.evaluate.TemperatureScaler`).
 3. **Machine time**: a synthetic session is a time-lapse of the last ``session_h`` hours of
    a machine's run (failing machines fail at its end), so window ``[a, b)`` is
-   ``(session - b) / session * session_h`` hours before failure.
+   ``(session - b) / session * session_h`` hours before failure. With the scenario's
+   ``onset_fraction`` the fault starts during the session (windows before it are healthy),
+   so the lead time of the first alarm is a real measurement.
 4. **Adding a sensor** (:meth:`MaintenanceMonitor.add_sensor`): the new modality gets its
    own encoder and adapter; every existing encoder, adapter, the attention scorer and the
    head stay frozen, so whenever the new sensor is absent the outputs are bit-identical to
@@ -64,9 +66,10 @@ BASE_MODALITIES = ("vibration", "thermal", "notes")
 
 
 #: The ``factory`` knobs the maintenance chapter and bench add to the defaults: the faults a
-#: single stream misses (ball defects, motor overheating) and a motor-current sensor.
+#: single stream misses (ball defects, motor overheating), run to failure (each fault starts
+#: somewhere in the first 60 % of the session; healthy before) and a motor-current sensor.
 FLEET_KNOBS = {"overheat_fraction": 0.2, "fault_mix": {"outer_race": 0.4, "inner_race": 0.3, "ball": 0.3},
-               "current_hz": 1000.0}
+               "onset_fraction": 0.6, "current_hz": 1000.0}
 
 
 def make_fleet(n_machines: int = 60, seed: int = 0, fast: bool = True, **knobs) -> Cohort:
@@ -262,7 +265,7 @@ class MaintenanceMonitor:
                               "a monitor needs healthy and failing machines")
         y = np.array([self.classes_.index(f) for f in faults])
         machines = W.meta["machine"].astype(str).to_numpy()
-        tr_m, va_m = machine_split(machines, faults, self.validation_fraction, self.random_state)
+        tr_m, va_m = machine_split(machines, W.meta["machine_fault"], self.validation_fraction, self.random_state)
         tr, va = np.isin(machines, tr_m), np.isin(machines, va_m)
         if not va.any():
             raise SignalError("fit: too few machines to hold some out for calibration (need >= 2 per class)")
@@ -413,7 +416,7 @@ class MaintenanceMonitor:
             raise SignalError(f"add_sensor: fault classes {unknown} were not in the original training data")
         y = np.array([self.classes_.index(f) for f in faults])
         machines = W.meta["machine"].astype(str).to_numpy()
-        tr_m, va_m = machine_split(machines, faults, self.validation_fraction, self.random_state)
+        tr_m, va_m = machine_split(machines, W.meta["machine_fault"], self.validation_fraction, self.random_state)
         tr, va = np.isin(machines, tr_m), np.isin(machines, va_m)
         new.encoders_[name] = _Standardizer().fit(W.inputs[name][tr], W.present[name][tr])
         new.modalities_ = self.modalities_ + [name]
@@ -501,9 +504,10 @@ def _episodes(alarm: np.ndarray) -> int:
 
 def alarm_threshold(pred: pd.DataFrame, session_h: float, max_per_month: float = 1.0,
                     month_h: float = 720.0) -> float:
-    """The lowest risk threshold whose alarm episodes on healthy machines (rising edges of
+    """The lowest risk threshold whose alarm episodes on healthy machines (those without a
+    failure, i.e. infinite ``hours_to_failure``; rising edges of
     ``risk >= threshold``) stay at or below ``max_per_month`` per machine-month."""
-    healthy = pred[pred["fault"] == "healthy"]
+    healthy = pred[~np.isfinite(pred["hours_to_failure"].astype(float))]  # machines that never fail
     if healthy.empty:
         return 0.5
     months = healthy["machine"].nunique() * session_h / month_h
