@@ -330,3 +330,20 @@ def test_chapter53_solution_full_exercise_zero(tmp_path, root):
         r = grade_notebook(path, name, source_dir=root / "solutions", cell_timeout=120.0)
         scores.append((r["score"], r["max_score"]))
     assert scores[0][0] == scores[0][1] >= 8 and scores[1][0] == 0, scores
+
+
+def test_order_spectrum_puts_a_defect_at_its_order_and_the_cnn_option_runs(split):
+    from mmlab.synth.vibration import vibration as vib_signal
+    from mmlab.systems._maintenance_features import ORDER_EDGES, order_spectrum
+
+    centres = (ORDER_EDGES[:-1] + ORDER_EDGES[1:]) / 2
+    for shaft in (16.0, 40.0):  # the same order whatever the speed
+        x, truth = vib_signal(np.random.default_rng(0), 4000.0, 20000, shaft, "outer_race", 1.0)
+        o = order_spectrum(x, 4000.0, shaft, SN.best_band(x, 4000.0))
+        assert abs(centres[np.argmax(o)] - truth["bpfo"] / shaft) < 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mon = MaintenanceMonitor(modalities=["vibration"], vibration_cnn=True, epochs=10).fit(split.train)
+    assert mon.embeddings(split.test)["vibration"].shape[1] == 11 + 16
+    p = mon.predict_proba(split.test)
+    assert np.allclose(p[[f"p_{c}" for c in mon.classes_]].sum(1), 1.0)

@@ -44,6 +44,8 @@ KEYWORDS = ["nois", "grind", "rumbl", "rattl", "squeal", "knock", "vibrat", "hot
 
 VIB_NAMES = ["snr_bpfo", "snr_bpfi", "snr_bsf", "snr_ftf", "log_rms", "log_kurtosis", "crest",
              "band_1", "band_2", "band_3", "band_4"]
+#: The envelope order spectrum the vibration 1-D CNN reads: orders of the shaft speed.
+ORDER_EDGES = np.linspace(0.5, 12.5, 129)
 SIG_NAMES = ["log_rms", "log_kurtosis", "crest", "band_1", "band_2", "band_3", "band_4"]
 THERMAL_STATS = ["median_c", "spread_c", "excess_c", "hot_share", "peak_over_housing"]
 
@@ -99,6 +101,21 @@ def vibration_features(x: np.ndarray, fs: float, shaft_hz: float, band: tuple | 
     snr = [float(np.log(max(ind.loc[k, "snr"], 1e-3))) if np.isfinite(ind.loc[k, "snr"]) else 0.0
            for k in ("bpfo", "bpfi", "bsf", "ftf")]
     return np.array(snr + _moment_features(v) + list(_band_shares(seg, fs)), dtype=np.float32)
+
+
+def order_spectrum(x: np.ndarray, fs: float, shaft_hz: float, band: tuple) -> np.ndarray:
+    """The envelope spectrum of a usable window on a grid of shaft orders
+    (:data:`ORDER_EDGES`: the largest line in each bin), divided by its median and log-scaled:
+    the same defect sits in the same bins whatever the machine's speed."""
+    lo, hi = SN.finite_segment(x)
+    seg = x[lo:hi] if hi - lo >= 256 else x[np.isfinite(x)]
+    f, a = SN.envelope_spectrum(seg, fs, band, fmax=ORDER_EDGES[-1] * shaft_hz)
+    idx = np.searchsorted(ORDER_EDGES * shaft_hz, f, side="right") - 1
+    ok = (idx >= 0) & (idx < len(ORDER_EDGES) - 1)
+    out = np.zeros(len(ORDER_EDGES) - 1)
+    np.maximum.at(out, idx[ok], a[ok])
+    med = np.median(out[out > 0]) if (out > 0).any() else 1.0
+    return np.log1p(out / max(med, 1e-12)).astype(np.float32)
 
 
 def signal_features(x: np.ndarray, fs: float) -> np.ndarray:
@@ -199,7 +216,7 @@ def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_f
     if len(cohort.subjects) == 0:
         raise SignalError("window_table: the cohort has no machines")
     parts = cohort.participants.set_index("participant_id") if "participant_id" in cohort.participants else None
-    metas, vib, thf, ths, texts = [], [], [], [], []
+    metas, vib, vord, thf, ths, texts = [], [], [], [], [], []
     ex: dict[str, list] = {m: [] for m in extra}
     pres: dict[str, list] = {m: [] for m in ("vibration", "thermal", "notes", *extra)}
     why: dict[str, list] = {m: [] for m in pres}
@@ -228,6 +245,7 @@ def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_f
             # vibration
             if vs is None:
                 vib.append(np.zeros(len(VIB_NAMES), np.float32)); pres["vibration"].append(False)
+                vord.append(np.zeros(len(ORDER_EDGES) - 1, np.float32))
                 why["vibration"].append("missing")
             else:
                 x = np.asarray(vs.slice(a, b).data, dtype=float).reshape(-1)
@@ -238,10 +256,14 @@ def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_f
                             lo_, hi_ = SN.finite_segment(x)
                             band = SN.best_band(x[lo_:hi_] if hi_ - lo_ >= 256 else x[np.isfinite(x)], vs.rate)
                         vib.append(vibration_features(x, vs.rate, shaft, band))
+                        vord.append(order_spectrum(x, vs.rate, shaft, band))
                     except SignalError:
                         p = "unusable"
                 if p is not None:
+                    if len(vib) > len(vord):  # features done, the order spectrum failed
+                        vib.pop()
                     vib.append(np.zeros(len(VIB_NAMES), np.float32))
+                    vord.append(np.zeros(len(ORDER_EDGES) - 1, np.float32))
                 pres["vibration"].append(p is None); why["vibration"].append(p or "")
             # thermal
             k = np.searchsorted(ftimes, b, side="right") - 1
@@ -276,7 +298,7 @@ def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_f
                 pres[m].append(p is None); why[m].append(p or "")
     if not metas:
         raise SignalError(f"window_table: no complete {window_s:g}-s window in any machine's session")
-    inputs = {"vibration": np.stack(vib), "thermal": np.stack(thf), "thermal_stats": np.stack(ths),
+    inputs = {"vibration": np.stack(vib), "vibration_orders": np.stack(vord), "thermal": np.stack(thf), "thermal_stats": np.stack(ths),
               **{m: np.stack(v) for m, v in ex.items()}}
     return WindowTable(pd.DataFrame(metas), inputs, {m: np.array(v, bool) for m, v in pres.items()},
                        {m: np.array(v, dtype=object) for m, v in why.items()}, texts)

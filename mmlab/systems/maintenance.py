@@ -6,7 +6,7 @@
 
 1. **Encoders**, one per modality, frozen once fitted: vibration -> envelope-spectrum
    evidence at the bearing defect frequencies, time moments and band shares
-   (:mod:`mmlab.sensors`), standardised; thermal -> the small CNN of :mod:`mmlab.images`
+   (:mod:`mmlab.sensors`), standardised, plus a small 1-D CNN on the envelope order spectrum; thermal -> the small CNN of :mod:`mmlab.images`
    trained on the training frames (relative to each frame's median) plus the frame's
    statistics in °C; notes -> MiniLM sentence embeddings (:func:`mmlab.text.embed`) or, with
    ``text_encoder="keywords"``, the keyword baseline; an extra 1-channel sensor (e.g.
@@ -121,6 +121,61 @@ class _Standardizer:
         return ((x - self.mean_) / self.std_).astype(np.float32)
 
 
+class VibrationEncoder:
+    """Vibration -> the standardised envelope-spectrum evidence and time features, plus the
+    pooled features of a small 1-D CNN trained (on the training windows' fault classes) to
+    read the envelope **order** spectrum (:func:`~mmlab.systems._maintenance_features.order_spectrum`),
+    where a defect sits at the same order whatever the shaft speed. ``cnn=False`` keeps the
+    hand-made evidence only (the default of the monitor: trained on the same windows as the
+    fusion head, the CNN's features overfit and the head leans on them, see chapter 53)."""
+
+    def __init__(self, width: int = 8, epochs: int = 20, cnn: bool = True, random_state: int = 0):
+        self.width, self.epochs, self.cnn, self.random_state = width, epochs, cnn, random_state
+
+    def _net(self, n_classes: int):
+        from torch import nn
+
+        w = self.width
+        features = nn.Sequential(nn.Conv1d(1, w, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+                                 nn.Conv1d(w, 2 * w, 5, padding=2), nn.ReLU(), nn.AdaptiveMaxPool1d(1), nn.Flatten())
+        return features, nn.Linear(2 * w, n_classes)
+
+    def fit(self, feats: np.ndarray, orders: np.ndarray, y: np.ndarray, present: np.ndarray) -> "VibrationEncoder":
+        import torch
+        from torch import nn
+
+        from mmlab._torch import minibatches, seeded, torch_threads, train_loop
+
+        self.feats_ = _Standardizer().fit(feats, present)
+        if not self.cnn:
+            return self
+        x = torch.from_numpy(np.ascontiguousarray(orders[present], dtype=np.float32)[:, None])
+        yt = torch.from_numpy(np.asarray(y[present], dtype=np.int64))
+        rng = np.random.default_rng(self.random_state)
+        with seeded(self.random_state), torch_threads(1):
+            self.cnn_, head = self._net(int(y.max()) + 1)
+            if len(x) >= 4:
+                opt = torch.optim.Adam(list(self.cnn_.parameters()) + list(head.parameters()), lr=3e-3)
+                train_loop([self.cnn_, head], opt, lambda e: minibatches(np.arange(len(x)), 32, rng, min_size=2),
+                           lambda idx: nn.functional.cross_entropy(head(self.cnn_(x[idx])), yt[idx]),
+                           epochs=self.epochs)
+        self.cnn_.eval()
+        for p in self.cnn_.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def __call__(self, feats: np.ndarray, orders: np.ndarray) -> np.ndarray:
+        import torch
+
+        from mmlab._torch import torch_threads
+
+        if not self.cnn:
+            return self.feats_(feats)
+        with torch.no_grad(), torch_threads(1):
+            z = self.cnn_(torch.from_numpy(np.ascontiguousarray(orders, dtype=np.float32)[:, None])).numpy()
+        return np.hstack([self.feats_(feats), z]).astype(np.float32)
+
+
 class ThermalEncoder:
     """The small CNN of :mod:`mmlab.images` -> its pooled features, plus the frame statistics
     standardised. The CNN learns what a camera can see: healthy, a hot bearing (any bearing
@@ -199,13 +254,15 @@ class MaintenanceMonitor:
     modalities : the base modalities used (default vibration, thermal, notes)
     validation_fraction : share of training machines held out for early stopping,
         temperature scaling and the drift thresholds
+    vibration_cnn : also feed the 1-D CNN's features of the envelope order spectrum (off by
+        default: it overfits the training windows, see :class:`VibrationEncoder`)
     random_state : int
     """
 
     def __init__(self, window_s: float = 5.0, horizon_h: float = 48.0, session_h: float = 240.0,
                  text_encoder: str = "minilm", hidden: int = 32, epochs: int = 120, modality_dropout: float = 0.3,
                  lr: float = 3e-3, modalities: Sequence[str] = BASE_MODALITIES, validation_fraction: float = 0.25,
-                 random_state: int = 0):
+                 vibration_cnn: bool = False, random_state: int = 0):
         self.window_s = check_positive(window_s, "window_s")
         self.horizon_h = check_positive(horizon_h, "horizon_h")
         self.session_h = check_positive(session_h, "session_h")
@@ -220,6 +277,7 @@ class MaintenanceMonitor:
             raise SchemaError(f"modalities must be a non-empty subset of {list(BASE_MODALITIES)}, got {mods}")
         self.modalities = mods
         self.validation_fraction = check_fraction(validation_fraction, "validation_fraction")
+        self.vibration_cnn = bool(vibration_cnn)
         self.random_state = int(random_state)
 
     # ---------------------------------------------------------------- data
@@ -237,7 +295,7 @@ class MaintenanceMonitor:
 
     def _encode(self, W: WindowTable, m: str) -> np.ndarray:
         if m == "vibration":
-            return self.encoders_[m](W.inputs["vibration"])
+            return self.encoders_[m](W.inputs["vibration"], W.inputs["vibration_orders"])
         if m == "thermal":
             return self.encoders_[m](W.inputs["thermal"], W.inputs["thermal_stats"])
         if m == "notes":
@@ -273,7 +331,8 @@ class MaintenanceMonitor:
         self.encoders_: dict[str, Any] = {}
         for m in self.modalities_:
             if m == "vibration":
-                self.encoders_[m] = _Standardizer().fit(W.inputs[m][tr], W.present[m][tr])
+                self.encoders_[m] = VibrationEncoder(cnn=self.vibration_cnn, random_state=self.random_state).fit(
+                    W.inputs["vibration"][tr], W.inputs["vibration_orders"][tr], y[tr], W.present[m][tr])
             elif m == "thermal":
                 self.encoders_[m] = ThermalEncoder(random_state=self.random_state).fit(
                     W.inputs["thermal"][tr], W.inputs["thermal_stats"][tr], faults[tr], W.present[m][tr])
