@@ -339,6 +339,16 @@ class MaintenanceMonitor:
             else:
                 self.encoders_[m] = NotesEncoder(self.text_encoder)
         E = self.embeddings(W)
+        if self.vibration_cnn and "vibration" in self.modalities_:
+            # cross-fitting: the head trains on CNN features of windows the CNN did not see
+            groups = np.array_split(np.random.default_rng(self.random_state).permutation(tr_m), 3)
+            for g in groups:
+                rows = np.isin(machines, g)
+                enc = VibrationEncoder(cnn=True, random_state=self.random_state).fit(
+                    W.inputs["vibration"][tr & ~rows], W.inputs["vibration_orders"][tr & ~rows], y[tr & ~rows],
+                    W.present["vibration"][tr & ~rows])
+                oof = enc(W.inputs["vibration"][rows], W.inputs["vibration_orders"][rows])
+                E["vibration"][rows] = np.where(W.present["vibration"][rows][:, None], oof, 0.0)
         h = self._hours_to_failure(W)
         yh = (h <= self.horizon_h).astype(np.float32)
         import torch
