@@ -5,8 +5,9 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,maintenance} [--json]
     mmlab stress {train,evaluate,stream} ...
+    mmlab maintenance {train,evaluate,drift} ...
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 ``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
@@ -221,6 +222,61 @@ def _jsonable_default(value):
     return str(value)
 
 
+# --------------------------------------------------------------------- maintenance
+def _maintenance_monitor(args: argparse.Namespace):
+    import inspect
+
+    from mmlab.systems.maintenance import MaintenanceMonitor
+
+    params = _parse_knobs(args.set)
+    known = set(inspect.signature(MaintenanceMonitor).parameters)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise UsageError(f"--set {unknown[0]}: not a MaintenanceMonitor parameter; known: {', '.join(sorted(known))}")
+    return params
+
+
+def _cmd_maintenance_train(args: argparse.Namespace) -> int:
+    from mmlab.systems.maintenance import MaintenanceMonitor, load_cohort
+
+    out = _check_out(args.out)
+    mon = MaintenanceMonitor(**_maintenance_monitor(args)).fit(load_cohort(args.data))
+    mon.save(out)
+    print(f"saved a maintenance monitor ({', '.join(mon.modalities_)}; classes {', '.join(mon.classes_)}) to {out}")
+    return 0
+
+
+def _cmd_maintenance_evaluate(args: argparse.Namespace) -> int:
+    from mmlab.systems._maintenance_eval import evaluate, split_windows
+    from mmlab.systems.maintenance import load_cohort
+
+    params = _maintenance_monitor(args)
+    split = split_windows(load_cohort(args.data), params.get("window_s", 5.0), args.test_fraction, args.seed)
+    result, _ = evaluate(split, seed=args.seed, **params)
+    if args.json:
+        _print_json(result)
+    else:
+        from mmlab import bench
+
+        print(bench.format_result("maintenance evaluate", result).replace("mmlab bench ", "mmlab ", 1))
+    return 0
+
+
+def _cmd_maintenance_drift(args: argparse.Namespace) -> int:
+    from mmlab.systems.maintenance import MaintenanceMonitor, load_cohort
+
+    mon = MaintenanceMonitor.load(args.model)
+    rep = mon.drift_report(load_cohort(args.data))
+    if args.json:
+        _print_json({m: {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                     for m, row in rep.astype(object).to_dict("index").items()})
+    else:
+        print(rep.to_string())
+        flagged = rep.index[rep["drift"]].tolist()
+        print(f"drift in: {', '.join(flagged)}" if flagged else "no drift flagged")
+    return 0
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
@@ -326,6 +382,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=_positive_seconds, default=1.0, help="seconds of data per chunk")
     p.add_argument("--windows", action="store_true", help="print every decided window too")
     p.set_defaults(func=_cmd_stress_stream)
+
+    maint = sub.add_parser("maintenance", help="the predictive-maintenance system (chapter 53)").add_subparsers(
+        dest="maintenance_command", required=True)
+    for name, helptext in (("train", "fit a maintenance monitor on a saved factory cohort and save it"),
+                           ("evaluate", "machine-wise evaluation: per-modality and fused F1, AUROC, lead time"),
+                           ("drift", "per-modality drift report of a saved monitor on new data")):
+        p = maint.add_parser(name, help=helptext)
+        p.add_argument("data", help="a saved mmlab cohort (e.g. `mmlab data make factory --out DIR`)")
+        if name != "drift":
+            p.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                           help="a MaintenanceMonitor parameter, e.g. --set epochs=60 --set window_s=10")
+        if name == "train":
+            p.add_argument("--out", required=True, help="model folder to write")
+            p.set_defaults(func=_cmd_maintenance_train)
+        elif name == "evaluate":
+            p.add_argument("--test-fraction", type=float, default=0.3, help="share of machines held out")
+            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--json", action="store_true")
+            p.set_defaults(func=_cmd_maintenance_evaluate)
+        else:
+            p.add_argument("--model", required=True, help="folder written by `mmlab maintenance train`")
+            p.add_argument("--json", action="store_true")
+            p.set_defaults(func=_cmd_maintenance_drift)
     return parser
 
 

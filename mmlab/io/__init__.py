@@ -19,6 +19,7 @@ Emo-DB             emodb_table(root), read_emodb(root)           DataFrame / Coh
 RAVDESS            ravdess_table(root), read_ravdess(root)       DataFrame / Cohort (actors)
 MELD (text)        load_meld(root)                               DataFrame
 UCI sentiment      load_uci_sentiment(root)                      DataFrame
+CWRU bearings      read_cwru(root), read_cwru_file(path)         Cohort / Recording
 any of the above   describe(path), format_description(info)      dict / str
 =================  ============================================  =============================
 
@@ -43,6 +44,7 @@ from mmlab.io.audio import (
     read_fsdd,
     read_ravdess,
 )
+from mmlab.io.cwru import parse_cwru_name, read_cwru, read_cwru_file
 from mmlab.io.describe import FORMATS, describe, detect_format, format_description
 from mmlab.io.eeg import MOTOR_IMAGERY_RUNS, read_eegmmidb, read_eegmmidb_run, read_motor_imagery
 from mmlab.io.empatica import read_e4, read_stress_predict, read_stress_predict_subject, read_time_logs
@@ -60,6 +62,7 @@ __all__ = [
     "fsdd_table", "emodb_table", "ravdess_table", "read_fsdd", "read_emodb", "read_ravdess",
     "load_audio", "load_clips", "parse_fsdd_name", "parse_emodb_name", "parse_ravdess_name",
     "load_meld", "load_uci_sentiment", "fix_c1_controls",
+    "read_cwru", "read_cwru_file", "parse_cwru_name",
     "describe", "format_description", "detect_format", "FORMATS",
     "fetch", "list_datasets", "dataset_info",
 ]

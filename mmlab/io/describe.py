@@ -28,7 +28,7 @@ from mmlab.errors import DataFormatError, DatasetError
 from mmlab.io._common import counts, library_deprecations_hidden
 
 FORMATS = ("mmlab-cohort", "stress_predict", "e4", "wesad", "wfdb", "eegmmidb", "fsdd", "emodb",
-           "ravdess", "meld", "uci_sentiment")
+           "ravdess", "meld", "uci_sentiment", "cwru")
 
 
 def _first(root: Path, patterns: Iterable[str]) -> Path | None:
@@ -86,6 +86,8 @@ def detect_format(path: str | Path) -> str:
         return "meld"
     if _first(root, ["*_labelled.txt", "sentiment labelled sentences/*_labelled.txt"]):
         return "uci_sentiment"
+    if _first(root, ["*.mat", "*/*.mat"]):
+        return "cwru"
     for sub in ("recordings", "."):
         if _names_match((root / sub).glob("*.wav"), parse_fsdd_name):
             return "fsdd"
@@ -362,11 +364,18 @@ def _describe_uci(root: Path) -> dict:
                        "source": _labels("sentences", df["source"])}}
 
 
+def _describe_cwru(root: Path) -> dict:
+    from mmlab.io.cwru import describe_cwru
+
+    return describe_cwru(root)
+
+
 _DESCRIBERS = {
     "mmlab-cohort": _describe_cohort, "stress_predict": _describe_stress_predict, "e4": _describe_e4,
     "wesad": _describe_wesad, "wfdb": _describe_wfdb, "eegmmidb": _describe_eegmmidb,
     "fsdd": _describe_fsdd, "emodb": _describe_emodb, "ravdess": _describe_ravdess,
     "meld": _describe_meld, "uci_sentiment": _describe_uci,
+    "cwru": _describe_cwru,
 }
 
 

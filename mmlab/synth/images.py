@@ -50,9 +50,10 @@ def draw_scene(rng: np.random.Generator, size: int = 32) -> ThermalScene:
 
 def thermal_frame(rng: np.random.Generator, scene: ThermalScene, hotspot_c: float = 0.0,
                   bearing: int = 0, load: float = 1.0, noise: float = 1.0,
-                  column_pattern: np.ndarray | None = None) -> np.ndarray:
+                  column_pattern: np.ndarray | None = None, motor_extra_c: float = 0.0) -> np.ndarray:
     """One frame (°C, float32). ``hotspot_c`` is the bearing's excess temperature
-    (0 for a healthy bearing); ``load`` scales the housing's and motor's excess heat."""
+    (0 for a healthy bearing); ``load`` scales the housing's and motor's excess heat;
+    ``motor_extra_c`` heats the motor section further (an overheating winding)."""
     n = scene.size
     shift = rng.uniform(-1.0, 1.0, 2) if noise > 0 else np.zeros(2)
     y, x = np.mgrid[0:n, 0:n].astype(float)
@@ -65,7 +66,7 @@ def thermal_frame(rng: np.random.Generator, scene: ThermalScene, hotspot_c: floa
     inside = np.clip(r + 0.5 - np.hypot(dx, dy), 0.0, 1.0)
     img = img + inside * load * (scene.housing_c - scene.ambient_c)
     mx, my, mr = scene.motor
-    img = img + inside * load * scene.motor_excess_c * np.exp(-((x - mx) ** 2 + (y - my) ** 2) / (2 * mr ** 2))
+    img = img + inside * load * (scene.motor_excess_c + motor_extra_c) * np.exp(-((x - mx) ** 2 + (y - my) ** 2) / (2 * mr ** 2))
     for k, (bx, by) in enumerate(scene.bearings):
         base = 1.5 * load
         extra = hotspot_c if k == bearing else 0.0

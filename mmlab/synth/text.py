@@ -164,6 +164,8 @@ DOMAINS: dict[str, _T] = {
         "failing": ["{bad_noise} from {bearing}.", "{bearing} {bad_heat}, check soon.",
                     "{machine} {bad_noise} near {bearing}, {bad_heat}.",
                     "Vibration up on {machine}, {bad_noise}."],
+        "overheating": ["{machine} {bad_heat}, check soon.", "{machine} motor {bad_heat}.",
+                        "Smell of hot insulation near the {machine} motor.", "{machine} {bad_heat}, fan cover warm."],
     },
 }
 

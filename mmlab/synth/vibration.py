@@ -61,7 +61,9 @@ def vibration(rng: np.random.Generator, fs: float, n: int, shaft_hz: float,
               ) -> tuple[np.ndarray, dict]:
     """Acceleration (g) of ``n`` samples at ``fs`` Hz starting at time ``t0``.
 
-    ``fault`` is None, ``"outer_race"`` or ``"inner_race"``; ``severity`` (scalar or one
+    ``fault`` is None, ``"outer_race"``, ``"inner_race"`` or ``"ball"`` (a rolling-element
+    defect strikes both races once per spin: twice the ball-spin frequency, modulated by
+    the cage's turn through the load zone); ``severity`` (scalar or one
     value per sample) scales the impacts (about 1 = clearly failing). ``imbalance``
     scales the 1x shaft component. Returns the signal and the planted frequencies.
     """
@@ -77,7 +79,7 @@ def vibration(rng: np.random.Generator, fs: float, n: int, shaft_hz: float,
              "resonance_hz": resonance_hz, "fault": fault, "fault_hz": None}
     sev = np.broadcast_to(np.asarray(severity, dtype=float), (n,))
     if fault is not None and n:
-        fd = freqs["bpfo" if fault == "outer_race" else "bpfi"]
+        fd = 2 * freqs["bsf"] if fault == "ball" else freqs["bpfo" if fault == "outer_race" else "bpfi"]
         truth["fault_hz"] = round(fd, 6)
         k = int(math.ceil((t[-1] - t0) * fd)) + 2
         gaps = (1.0 / fd) * (1.0 + 0.015 * rng.standard_normal(k))
@@ -88,6 +90,8 @@ def vibration(rng: np.random.Generator, fs: float, n: int, shaft_hz: float,
         amp = np.interp(hits, t, sev) * (0.8 + 0.4 * rng.uniform(size=len(hits)))
         if fault == "inner_race":  # the defect passes through the load zone once per turn
             amp = amp * (0.55 + 0.45 * np.cos(2 * np.pi * np.interp(hits, t, turns)))
+        elif fault == "ball":  # the cage carries the ball through the load zone
+            amp = amp * (0.55 + 0.45 * np.cos(2 * np.pi * freqs["ftf"] * (hits - t0)))
         imp = np.zeros(n)
         np.add.at(imp, i, amp * (1 - (pos - i)))
         np.add.at(imp, np.minimum(i + 1, n - 1), amp * (pos - i))

@@ -16,4 +16,9 @@ Modules
     present, per-person calibration, per-modality detectors and a fused model, consensus
     alerts; batch, streaming (same results), save/load, leave-one-subject-out evaluation
     at window and event level (``mmlab stress ...``, ``mmlab bench stress``).
+:mod:`mmlab.systems.maintenance`
+    Predictive maintenance (chapter 53): vibration, thermal and note encoders, per-modality
+    adapters and an attention fusion head (fault class and failure-horizon risk), a sensor
+    added with the old parts frozen, a per-modality drift monitor; save/load, machine-wise
+    evaluation (``mmlab maintenance ...``, ``mmlab bench maintenance``).
 """
