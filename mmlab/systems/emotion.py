@@ -467,7 +467,7 @@ class EmotionRecognizer:
     # -------------------------------------------------------------- fit
     def fit(self, utterances, progress: bool = False) -> "EmotionRecognizer":
         """Fit the towers, the fusion model, its temperature and (with calls) the call model."""
-        from sklearn.model_selection import GroupKFold
+        from sklearn.model_selection import StratifiedGroupKFold
 
         from mmlab.evaluate import TemperatureScaler
 
@@ -498,7 +498,8 @@ class EmotionRecognizer:
         oof = np.full((len(F), len(self.classes_)), np.nan)
         if k >= 2:
             # out-of-fold probabilities: the temperature and the call model see held-out predictions
-            for tr, te in GroupKFold(n_splits=k).split(np.zeros(len(F)), y, groups):
+            folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.random_state)
+            for tr, te in folds.split(np.zeros(len(F)), y, groups):
                 if len(set(y[tr])) < len(self.classes_):
                     continue
                 m = self._model().fit(_take(X, tr), y[tr], _take(mask, tr))
