@@ -54,7 +54,7 @@ import mmlab
 from mmlab.errors import DataFormatError, SchemaError, SignalError
 from mmlab.validate import check_int, check_number, check_option
 
-__all__ = ["EmotionRecognizer", "Features", "extract", "evaluate", "subgroup_report", "call_center_utterances",
+__all__ = ["EmotionRecognizer", "Features", "extract", "evaluate", "finetune_minilm", "FineTunedEncoder", "subgroup_report", "call_center_utterances",
            "emodb_utterances", "load_utterances", "voice_features", "FORMAT", "VOICE_MIN_S"]
 
 FORMAT = "mmlab-emotion-recognizer/1"
@@ -820,3 +820,85 @@ def subgroup_report(utterances, proba: pd.DataFrame, column: str = "sex") -> pd.
     classes = [c[2:] for c in proba.columns if c.startswith("p_")]
     return subgroup_metrics(F.labels, proba[[f"p_{c}" for c in classes]].to_numpy(float),
                             F.meta[column].astype(str).to_numpy(), classes=classes)
+
+
+# ------------------------------------------------------------------ text fine-tuning
+class FineTunedEncoder:
+    """MiniLM with its top layers fine-tuned (:func:`finetune_minilm`): ``encode(texts)``
+    gives L2-normalised mean-pooled ``(n, 384)`` embeddings, like :func:`mmlab.text.embed`."""
+
+    def __init__(self, bert, tokenizer, max_length: int, seconds: float, layers: int, n_train: int):
+        self.bert, self.tokenizer, self.max_length = bert, tokenizer, max_length
+        self.train_s, self.layers, self.n_train = seconds, layers, n_train
+
+    def encode(self, texts, batch_size: int = 64) -> np.ndarray:
+        import torch
+
+        from mmlab.text import check_texts
+
+        items = check_texts(texts)
+        out = []
+        self.bert.eval()
+        with torch.inference_mode():
+            for i in range(0, len(items), batch_size):
+                out.append(_pool(self.bert, self.tokenizer, items[i:i + batch_size], self.max_length).numpy())
+        return np.vstack(out) if out else np.zeros((0, 384), np.float32)
+
+
+def _pool(bert, tokenizer, texts, max_length):
+    import torch
+
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    h = bert(**batch).last_hidden_state
+    m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
+    e = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(e, dim=1)
+
+
+def finetune_minilm(texts, labels, layers: int = 1, epochs: int = 1, batch_size: int = 16, lr: float = 5e-5,
+                    max_length: int = 64, random_state: int = 0) -> FineTunedEncoder:
+    """Fine-tune the top ``layers`` transformer layers of the shipped MiniLM (the rest
+    frozen) with a linear classification head on the mean-pooled embedding, for ``epochs``
+    on CPU; returns a :class:`FineTunedEncoder` (its ``train_s`` is the cost in seconds).
+    The shared frozen encoder of :func:`mmlab.text.embed` is not modified (a copy is trained)."""
+    import copy
+
+    import torch
+
+    from mmlab.text import check_texts, load_encoder
+
+    items = check_texts(texts)
+    y = np.asarray(labels).astype(str)
+    if len(items) != len(y) or len(items) < 2:
+        raise SchemaError(f"finetune_minilm: {len(items)} texts and {len(y)} labels (need equal counts >= 2)")
+    layers = check_int(layers, "layers", low=0, high=6)
+    epochs = check_int(epochs, "epochs", low=1)
+    t0 = time.perf_counter()
+    torch.manual_seed(int(random_state))
+    st = load_encoder()
+    bert = copy.deepcopy(st[0].auto_model)
+    tok = st.tokenizer
+    for p in bert.parameters():
+        p.requires_grad = False
+    for layer in (bert.encoder.layer[-layers:] if layers else []):
+        for p in layer.parameters():
+            p.requires_grad = True
+    classes = sorted(set(y))
+    target = torch.tensor([classes.index(v) for v in y])
+    head = torch.nn.Linear(bert.config.hidden_size, len(classes))
+    params = [{"params": [p for p in bert.parameters() if p.requires_grad], "lr": lr},
+              {"params": head.parameters(), "lr": 1e-2}]
+    opt = torch.optim.AdamW(params, weight_decay=0.01)
+    rng = np.random.default_rng(random_state)
+    bert.train()
+    for _ in range(epochs):
+        order = rng.permutation(len(items))
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            logits = head(_pool(bert, tok, [items[j] for j in idx], max_length) * 10.0)
+            loss = torch.nn.functional.cross_entropy(logits, target[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    bert.eval()
+    return FineTunedEncoder(bert, tok, max_length, time.perf_counter() - t0, layers, len(items))
