@@ -76,6 +76,17 @@ def test_each_tower_alone_recovers_planted_labels(split):
         assert (pred == test.labels).mean() == 1.0, mods
 
 
+def test_cnn_voice_tower_hidden_features_feed_the_fusion(split):
+    """The seed's recipe: chapter 11's log-mel CNN, its final hidden features fused early."""
+    train, test = split
+    rec = EmotionRecognizer(voice="cnn", modalities=("voice",), cnn_duration=0.6, cnn_epochs=15).fit(train)
+    assert rec.cnn_.module_ is not None
+    assert (rec.predict(test) == test.labels).mean() >= 0.9
+    fused = EmotionRecognizer(voice="cnn", text="tfidf", cnn_duration=0.6, cnn_epochs=15).fit(train)
+    assert fused.model_.dims_["voice"] == 4 * 8 * (40 // 8)
+    assert (fused.predict(test) == test.labels).all()
+
+
 def test_fused_probabilities_are_calibrated_and_sum_to_one(fitted, split):
     out = fitted.predict_proba(split[1])
     P = out[["p_angry", "p_happy"]].to_numpy()

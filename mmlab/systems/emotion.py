@@ -217,6 +217,7 @@ class Features:
     meta: pd.DataFrame
     sr: int | None = None
     cache: dict = field(default_factory=dict)
+    clips: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -226,8 +227,9 @@ class Features:
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
         cache = {k: v[rows] for k, v in self.cache.items()}
+        clips = [self.clips[i] for i in rows] if self.clips else []
         return Features(self.voice[rows], [self.texts[i] for i in rows], [list(self.flags[i]) for i in rows],
-                        self.meta.iloc[rows].reset_index(drop=True), self.sr, cache)
+                        self.meta.iloc[rows].reset_index(drop=True), self.sr, cache, clips)
 
     @property
     def labels(self) -> np.ndarray:
@@ -255,9 +257,10 @@ def extract(utterances: pd.DataFrame, sr: int | None = None) -> Features:
 
     n = len(utterances)
     feats = np.full((n, 88 + 4 * N_MFCC), np.nan)
-    texts, flags = [], []
+    texts, flags, clips = [], [], []
     for i, row in enumerate(utterances.itertuples(index=False)):
         f: list[str] = []
+        clips.append(None)
         audio = getattr(row, "audio")
         if audio is None or (np.ndim(audio) > 0 and np.size(audio) == 0) or np.ndim(audio) == 0:
             f.append("voice:missing")
@@ -280,6 +283,8 @@ def extract(utterances: pd.DataFrame, sr: int | None = None) -> Features:
             except SignalError as exc:
                 raise SignalError(f"utterance {i}: {exc}") from None
             feats[i] = vec
+            if np.isfinite(vec).all():
+                clips[i] = np.asarray(x, np.float32)
             if q != "ok":
                 f.append(f"voice:{q}")
         t, tf = _text_of(getattr(row, "text"))
@@ -293,7 +298,7 @@ def extract(utterances: pd.DataFrame, sr: int | None = None) -> Features:
         meta["call"] = [f"u{i}" for i in range(n)]
     if "turn" not in meta:
         meta["turn"] = 1
-    return Features(feats, texts, flags, meta, sr)
+    return Features(feats, texts, flags, meta, sr, {}, clips)
 
 
 def _embed_cached(F: Features) -> np.ndarray:
@@ -352,6 +357,13 @@ class EmotionRecognizer:
         The towers used (one of them: a unimodal baseline).
     text : {"minilm", "tfidf"}
         The text tower: frozen MiniLM + VADER, or TF-IDF + VADER.
+    voice : {"egemaps", "cnn"}
+        The voice tower: eGeMAPS + MFCC statistics, or the seed's recipe — chapter 11's
+        log-mel CNN (:class:`mmlab.voice.CNNClassifier`, clips cut or padded to
+        ``cnn_duration`` s) trained on the training utterances, whose final hidden features
+        (before its linear head) feed the fusion. The CNN is trained once on all training
+        rows, so the inner out-of-fold probabilities behind temperature scaling are
+        optimistic for it.
     speaker_norm : "auto", True or False
         z-score voice features per speaker ("auto": when every training speaker with 5 or
         more utterances shows at least two labels).
@@ -366,10 +378,13 @@ class EmotionRecognizer:
 
     def __init__(self, fusion: str = "early", modalities: Sequence[str] = MODALITIES, text: str = "minilm",
                  speaker_norm: Any = "auto", C: float = 0.1, n_folds: int = 3, escalation: str = "dissatisfied",
-                 random_state: int = 0):
+                 random_state: int = 0, voice: str = "egemaps", cnn_duration: float = 2.0, cnn_epochs: int = 20):
         self.fusion = fusion
         self.modalities = tuple(modalities)
         self.text = text
+        self.voice = voice
+        self.cnn_duration = cnn_duration
+        self.cnn_epochs = cnn_epochs
         self.speaker_norm = speaker_norm
         self.C = C
         self.n_folds = n_folds
@@ -380,6 +395,9 @@ class EmotionRecognizer:
     def _check_params(self) -> None:
         check_option(self.fusion, "fusion", FUSIONS, error=SchemaError)
         check_option(self.text, "text", TEXTS, error=SchemaError)
+        check_option(self.voice, "voice", ("egemaps", "cnn"), error=SchemaError)
+        check_number(self.cnn_duration, "cnn_duration", low=0.1)
+        check_int(self.cnn_epochs, "cnn_epochs", low=1)
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
             raise SchemaError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         if self.speaker_norm not in ("auto", True, False):
@@ -404,8 +422,30 @@ class EmotionRecognizer:
         return fusion.AttentionFusion(modalities=mods, modality_dropout=0.3, hidden=32, dropout=0.3,
                                       weight_decay=1e-3, random_state=self.random_state)
 
+    def _cnn_hidden(self, F: Features, fitting: bool) -> np.ndarray:
+        import torch
+
+        from mmlab import voice as VC
+        from mmlab._torch import torch_threads
+
+        present = [i for i, c in enumerate(F.clips) if c is not None] if F.clips else []
+        if fitting:
+            if len(present) < 2:
+                raise SchemaError("the CNN voice tower needs at least two utterances with usable audio")
+            y = F.labels
+            self.cnn_ = VC.CNNClassifier(sr=F.sr, duration=self.cnn_duration, epochs=self.cnn_epochs,
+                                         random_state=self.random_state).fit([F.clips[i] for i in present], y[present])
+        width = 4 * self.cnn_.width * (self.cnn_.n_mels // 8)
+        out = np.full((len(F), width), np.nan)
+        if present:
+            feats = (self.cnn_._features([F.clips[i] for i in present]) - self.cnn_.mean_) / self.cnn_.std_
+            with torch_threads(self.cnn_.n_threads), torch.inference_mode():
+                h = self.cnn_.module_.features(torch.from_numpy(feats).float().unsqueeze(1)).amax(dim=3).flatten(1)
+            out[present] = h.numpy()
+        return out
+
     def _voice_matrix(self, F: Features, fitting: bool) -> np.ndarray:
-        V = F.voice.copy()
+        V = self._cnn_hidden(F, fitting) if self.voice == "cnn" else F.voice.copy()
         present = np.isfinite(V).all(1)
         if fitting:
             self.voice_mean_ = np.nanmean(V[present], 0) if present.any() else np.zeros(V.shape[1])
@@ -760,7 +800,7 @@ def evaluate(recognizer: EmotionRecognizer, utterances, n_splits: int = 5, progr
         k = min(check_int(n_splits, "n_splits", low=2), len(np.unique(groups)))
         splits = list(GroupKFold(n_splits=k).split(np.zeros(len(F)), y, groups))
     params = {k: getattr(recognizer, k) for k in ("fusion", "modalities", "text", "speaker_norm", "C", "n_folds",
-                                                  "escalation", "random_state")}
+                                                  "escalation", "random_state", "voice", "cnn_duration", "cnn_epochs")}
     tables, calls, train_s, infer_s, per = [], [], [], [], []
     for tr, te in splits:
         rec = EmotionRecognizer(**params).fit(F.subset(tr))
