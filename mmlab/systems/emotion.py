@@ -243,6 +243,9 @@ def extract(utterances: pd.DataFrame, sr: int | None = None) -> Features:
     columns). ``sr``: the rate the voice tower works at (a clip at another rate is
     resampled and flagged ``voice:resampled``); None: the first clip's rate."""
     if isinstance(utterances, Features):
+        if sr is not None and utterances.sr is not None and int(utterances.sr) != int(sr):
+            raise SchemaError(f"these features were computed at {utterances.sr} Hz, the model works at {sr} Hz; "
+                              "pass the utterance table instead (clips are then resampled)")
         return utterances
     if not isinstance(utterances, pd.DataFrame):
         raise SchemaError(f"utterances: expected a DataFrame with 'audio', 'sr' and 'text' columns, "
