@@ -227,6 +227,22 @@ def test_save_load_roundtrip_and_incompatible(fitted, split, tmp_path):
         EmotionRecognizer.load(tmp_path)
 
 
+def test_cli_predict_prints_probabilities_and_contributions(fitted, tmp_path, capsys):
+    import soundfile as sf
+
+    from mmlab.cli import main
+
+    folder = fitted.save(tmp_path / "model")
+    wav = tmp_path / "u.wav"
+    sf.write(wav, _voice(np.random.default_rng(8), "angry", 140.0), SR)
+    assert main(["emotion", "predict", str(wav), "--text", "awful, the worst service", "--model", str(folder)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["predicted"] == "angry" and set(out["proba"]) == {"angry", "happy"}
+    assert set(out["modality_contributions"]) == {"voice", "text"} and out["flags"] == []
+    assert main(["emotion", "predict", str(tmp_path / "none.wav"), "--model", str(folder)]) == 2
+    assert "audio file is missing" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ real data
 DATA = os.environ.get("MMLAB_DATA_DIR")
 
