@@ -13,9 +13,13 @@
    resampled audio is used and flagged. With **per-speaker normalisation** (default
    ``"auto"``: on when the training speakers each show several emotions, as in Emo-DB)
    each speaker's voice features are z-scored against that speaker's own utterances.
+   ``voice="cnn"`` is the seed's recipe instead: chapter 11's log-mel CNN, its final hidden
+   features fed to the fusion.
 3. **Text tower** (:mod:`mmlab.text`): the frozen MiniLM sentence embedding plus the four
    VADER lexicon scores (``text="minilm"``), or TF-IDF plus VADER (``text="tfidf"``). An
    empty or undecodable transcript makes the text absent (flagged).
+   :func:`finetune_minilm` fine-tunes MiniLM's top layers on a CPU budget (cost and gain
+   are measured by ``mmlab bench emotion --data MELD``).
 4. **Fusion** (:mod:`mmlab.fusion`): ``"early"`` (the seed's concatenation of the towers'
    final features), ``"late"``, ``"stacking"`` or ``"attention"`` (with modality dropout);
    ``modalities=("voice",)`` gives a unimodal model. Probabilities are **temperature
