@@ -785,7 +785,8 @@ def evaluate(recognizer: EmotionRecognizer, utterances, n_splits: int = 5, progr
 
     Folds: leave-one-speaker-out when speakers repeat across utterances of different
     calls (Emo-DB), else ``n_splits`` group folds by call. Returns macro-F1, ``uar`` (mean
-    over test speakers/folds), ``uar_min_speaker``, ``uar_pooled``, ``ece`` (calibrated),
+    over test speakers/folds), ``uar_min_speaker`` (NaN unless leave-one-speaker-out),
+    ``uar_min_fold``, ``uar_pooled``, ``ece`` (calibrated),
     ``satisfaction_auroc`` (macro one-vs-rest, per call; NaN without calls), ``escalation_auroc``,
     ``train_s`` (mean per fold), ``infer_ms_per_utterance`` and the out-of-fold tables
     ``utterances`` / ``calls``.
@@ -830,7 +831,8 @@ def evaluate(recognizer: EmotionRecognizer, utterances, n_splits: int = 5, progr
     spk_uar = {s: _uar(y[speakers == s], pred[speakers == s]) for s in np.unique(speakers)} if loso else {}
     out = {"macro_f1": macro_f1(y, pred), "uar": float(np.mean(list(spk_uar.values()) if loso else per)),
            "uar_pooled": _uar(y, pred),
-           "uar_min_speaker": float(min(spk_uar.values())) if loso else float(min(per)),
+           "uar_min_speaker": float(min(spk_uar.values())) if loso else float("nan"),
+           "uar_min_fold": float(min(per)),
            "uar_per_speaker": {k: round(v, 4) for k, v in spk_uar.items()},
            "ece": expected_calibration_error(y, P, classes=classes),
            "satisfaction_auroc": float("nan"), "escalation_auroc": float("nan"),
