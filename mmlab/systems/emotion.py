@@ -546,7 +546,10 @@ class EmotionRecognizer:
         if k >= 2:
             # out-of-fold probabilities: the temperature and the call model see held-out predictions
             folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.random_state)
-            for tr, te in folds.split(np.zeros(len(F)), y, groups):
+            with warnings.catch_warnings():  # "least populated class ... less than n_splits": expected with few groups
+                warnings.simplefilter("ignore", UserWarning)
+                splits = list(folds.split(np.zeros(len(F)), y, groups))
+            for tr, te in splits:
                 if len(set(y[tr])) < len(self.classes_):
                     continue
                 m = self._model().fit(_take(X, tr), y[tr], _take(mask, tr))
