@@ -5,8 +5,9 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress,maintenance} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,emotion,maintenance} [--json]
     mmlab stress {train,evaluate,stream} ...
+    mmlab emotion {train,evaluate,predict} ...
     mmlab maintenance {train,evaluate,drift} ...
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
@@ -214,6 +215,59 @@ def _cmd_stress_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- emotion
+def _emotion_recognizer(args: argparse.Namespace):
+    from mmlab.systems.emotion import EmotionRecognizer
+
+    mods = ("voice", "text") if args.modalities == "both" else (args.modalities,)
+    return EmotionRecognizer(fusion=args.fusion, modalities=mods, text=args.text, random_state=args.seed)
+
+
+def _cmd_emotion_train(args: argparse.Namespace) -> int:
+    from mmlab.systems.emotion import load_utterances
+
+    out = _check_out(args.out)
+    rec = _emotion_recognizer(args).fit(load_utterances(args.data, calls=args.calls, seed=args.seed))
+    rec.save(out)
+    calls = "" if rec.call_model_ is None else ", per-call satisfaction"
+    print(f"saved an emotion recognizer ({args.fusion}: {', '.join(rec.calibrated_.modalities_)}; "
+          f"{rec.n_train_} utterances; classes {', '.join(map(str, rec.classes_))}{calls}) to {out}")
+    return 0
+
+
+def _cmd_emotion_evaluate(args: argparse.Namespace) -> int:
+    from mmlab.systems.emotion import evaluate, load_utterances
+
+    ev = evaluate(_emotion_recognizer(args), load_utterances(args.data, calls=args.calls, seed=args.seed))
+    result = {k: v for k, v in ev.items() if k not in ("utterances", "calls")}
+    if args.json:
+        _print_json(result)
+    else:
+        from mmlab import bench
+
+        print(bench.format_result("emotion evaluate", result).replace("mmlab bench ", "mmlab ", 1))
+    return 0
+
+
+def _cmd_emotion_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from mmlab.io.audio import load_audio
+    from mmlab.systems.emotion import EmotionRecognizer
+
+    rec = EmotionRecognizer.load(args.model)
+    x, sr = load_audio(args.audio)
+    utt = pd.DataFrame([{"audio": x, "sr": sr, "text": args.text}])
+    row = rec.predict_proba(utt).iloc[0]
+    expl = rec.explain(utt)
+    _print_json({"file": str(args.audio), "predicted": row["predicted"],
+                 "proba": {str(c): float(row[f"p_{c}"]) for c in rec.classes_},
+                 "modality_contributions": expl["modalities"],
+                 "present": {m: bool(row[f"present_{m}"]) for m in ("voice", "text")},
+                 "flags": [f for f in row["flags"].split(";") if f]})
+    return 0
+
+
 def _jsonable_default(value):
     import numpy as np
 
@@ -383,6 +437,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", action="store_true", help="print every decided window too")
     p.set_defaults(func=_cmd_stress_stream)
 
+    emotion = sub.add_parser("emotion", help="the call-centre emotion system (chapter 51)").add_subparsers(
+        dest="emotion_command", required=True)
+    for name, helptext in (("train", "fit an emotion recognizer on a dataset and save it"),
+                           ("evaluate", "out-of-sample evaluation (leave-one-speaker-out or folds by call)")):
+        p = emotion.add_parser(name, help=helptext)
+        p.add_argument("data", help="an Emo-DB folder, a saved call_center cohort, or 'call_center' (synthetic)")
+        p.add_argument("--fusion", default="early", choices=("early", "late", "stacking", "attention"))
+        p.add_argument("--modalities", default="both", choices=("both", "voice", "text"))
+        p.add_argument("--text", default="minilm", choices=("minilm", "tfidf"), help="the text tower")
+        p.add_argument("--calls", type=int, default=60, help="calls of the synthetic call_center (default 60)")
+        p.add_argument("--seed", type=int, default=0)
+        if name == "train":
+            p.add_argument("--out", required=True, help="model folder to write")
+            p.set_defaults(func=_cmd_emotion_train)
+        else:
+            p.add_argument("--json", action="store_true")
+            p.set_defaults(func=_cmd_emotion_evaluate)
+    p = emotion.add_parser("predict", help="one utterance: emotion probabilities and modality contributions (JSON)")
+    p.add_argument("audio", help="a WAV file")
+    p.add_argument("--text", help="its transcript")
+    p.add_argument("--model", required=True, help="folder written by `mmlab emotion train`")
+    p.set_defaults(func=_cmd_emotion_predict)
     maint = sub.add_parser("maintenance", help="the predictive-maintenance system (chapter 53)").add_subparsers(
         dest="maintenance_command", required=True)
     for name, helptext in (("train", "fit a maintenance monitor on a saved factory cohort and save it"),

@@ -18,6 +18,7 @@ TOPICS = {
     "contrastive": "voice <-> transcript dual encoder on call_center (chapter 22)",
     "fusion": "every fusion method and the unimodal baselines, leave-one-subject-out (chapters 30-33)",
     "stress": "the wearable stress system: LOSO window and event scores, consensus vs single modality, streaming (chapter 50)",
+    "emotion": "the call-centre emotion system: towers alone vs fused, per-call satisfaction; --data Emo-DB: LOSO UAR (chapter 51)",
     "maintenance": "predictive maintenance: per-modality vs fused fault F1, horizon AUROC, lead time, drift, a new sensor (chapter 53)",
 }
 

@@ -16,6 +16,13 @@ Modules
     present, per-person calibration, per-modality detectors and a fused model, consensus
     alerts; batch, streaming (same results), save/load, leave-one-subject-out evaluation
     at window and event level (``mmlab stress ...``, ``mmlab bench stress``).
+:mod:`mmlab.systems.emotion`
+    The call-centre emotion and satisfaction system (chapter 51): voice (eGeMAPS + MFCC
+    statistics) and transcript (MiniLM or TF-IDF, with a lexicon) towers, early / late /
+    stacking / attention fusion with temperature-scaled probabilities, per-call
+    satisfaction and escalation risk from the utterance trajectory, a supervisor's
+    explanation (modality Shapley, utterance influence), bad-input flags, save/load
+    (``mmlab emotion ...``, ``mmlab bench emotion``).
 :mod:`mmlab.systems.maintenance`
     Predictive maintenance (chapter 53): vibration, thermal and note encoders, per-modality
     adapters and an attention fusion head (fault class and failure-horizon risk), a sensor
