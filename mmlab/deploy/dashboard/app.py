@@ -122,7 +122,7 @@ def build(folder: str | Path, user: dict | None, patient: str | None = None):
         per = alerts[alerts["alert_id"].isin(open_alerts)].groupby("patient_id").size()
         items = [pn.pane.HTML(f"<h3>Ward view</h3>{len(rows)} patients, highest current risk first")]
         for r in rows.itertuples():
-            b = pn.widgets.Button(name=f"Open {r.patient_id}", width=110, button_type="primary")
+            b = pn.widgets.Button(label=f"Open {r.patient_id}", width=110, color="primary")
             b.on_click(lambda e, pid=r.patient_id: patient_view(pid))
             fl = " ".join(f"<span style='color:#b00'>⚠ {html.escape(f)}</span>" for f in r.flags)
             n = int(per.get(r.patient_id, 0))
@@ -135,7 +135,7 @@ def build(folder: str | Path, user: dict | None, patient: str | None = None):
 
     def patient_view(pid: str):
         pat = risk[risk["patient_id"] == pid]
-        back = pn.widgets.Button(name="Back to ward", width=130)
+        back = pn.widgets.Button(label="Back to ward", width=130)
         back.on_click(ward_view)
         if pat.empty:  # another ward's (or an unknown) patient: say nothing about it
             main.objects = [back, pn.pane.HTML("<b>No such patient in your wards.</b>")]
@@ -172,7 +172,7 @@ def build(folder: str | Path, user: dict | None, patient: str | None = None):
                 items.append(pn.pane.Bokeh(f2))
             status = pn.pane.HTML(acked_text(a.alert_id))
             note = pn.widgets.TextInput(placeholder="note", width=300)
-            btn = pn.widgets.Button(name=f"Acknowledge {a.alert_id}", button_type="warning", width=200)
+            btn = pn.widgets.Button(label=f"Acknowledge {a.alert_id}", color="warning", width=200)
 
             def ack(event, aid=a.alert_id, w=a.ward, note=note, status=status):
                 if not allowed(user, w):  # never reached: the alert was filtered out already
