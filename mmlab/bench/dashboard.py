@@ -1,0 +1,189 @@
+"""``mmlab bench dashboard``: the served dashboard (issue 13) on 127.0.0.1.
+
+Data: the synthetic tables of :func:`mmlab.deploy.dashboard.synthetic_tables` (``base``
+ICU patients of ``hours`` h plus two stress subjects), replicated under new ids to
+``patients`` patients (default 200 x 24 h). The server is the real one (``panel serve``
+with the login module), started and stopped here.
+
+* ``first_render_s`` / ``open_patient_s`` / ``ack_roundtrip_s``: in headless Chromium
+  (Debian's ``/usr/bin/chromium`` via Playwright): sign-in to the last row of the ward view
+  drawn; click on a patient to its view drawn; click on Acknowledge to the server's
+  answer drawn (the acknowledgement written to SQLite on the way). Without chromium they
+  are ``None`` and ``browser`` is false.
+* ``sessions`` concurrent bounded sessions for ``duration_s`` s: each signs in with its own
+  cookie and loops (think time ``think_s``) over opening a server document (the ward view
+  or a patient view; the server builds it in full) and acknowledging an alert through the
+  dashboard's :class:`~mmlab.deploy.dashboard.AckStore` (the code path of the button's
+  handler, own connection, same SQLite file the server uses). ``errors``: failed or
+  non-dashboard answers; ``ack_lost``: acknowledgements written minus those found after a
+  server restart (plus the browser's, if it is missing). ``requests``: documents served.
+
+Options: ``patients``, ``hours``, ``base``, ``sessions``, ``duration_s``, ``think_s``,
+``seed`` (``mmlab bench dashboard --set sessions=5 --set duration_s=5 --set patients=40``
+for a quick run).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+CHROMIUM = "/usr/bin/chromium"
+DEFAULTS = {"patients": 200, "hours": 24.0, "base": 8, "sessions": 20, "duration_s": 30.0, "think_s": 0.5}
+
+
+def replicate(tables, patients: int):
+    """The tables with their ICU patients copied under new ids (``P01~2``) up to ``patients``."""
+    risk, alerts, signals = tables
+    icu = [p for p in risk["patient_id"].unique() if p.startswith("P")]
+    out_r, out_a, out_s = [risk], [alerts], [signals]
+    k, have = 1, risk["patient_id"].nunique()
+    while have < patients:
+        take = icu[: patients - have]
+        ren = {p: f"{p}~{k}" for p in take}
+        for src, dst in ((risk, out_r), (alerts, out_a), (signals, out_s)):
+            part = src[src["patient_id"].isin(take)].copy()
+            part["patient_id"] = part["patient_id"].map(ren)
+            if "alert_id" in part:
+                part["alert_id"] = part["alert_id"] + f"~{k}"
+            dst.append(part)
+        have += len(take)
+        k += 1
+    return tuple(pd.concat(x, ignore_index=True) for x in (out_r, out_a, out_s))
+
+
+def _opener(url: str, user: str, password: str):
+    op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    op.open(url + "/login", urllib.parse.urlencode({"username": user, "password": password}).encode(), timeout=60).read()
+    return op
+
+
+def _browser_times(url: str, user: str, password: str, last_pid: str, pid: str, aid: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            pg = b.new_page()
+            pg.set_default_timeout(120000)
+            pg.goto(url + "/login")
+            pg.fill("#username", user)
+            pg.fill("#password", password)
+            t0 = time.perf_counter()
+            pg.click("#signin")
+            pg.get_by_role("button", name=f"Open {last_pid}", exact=True).wait_for()
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pg.get_by_role("button", name=f"Open {pid}", exact=True).click()
+            pg.get_by_role("button", name=f"Acknowledge {aid}", exact=True).wait_for()
+            open_s = time.perf_counter() - t0
+            pg.get_by_placeholder("note").first.fill("bench")
+            t0 = time.perf_counter()
+            pg.get_by_role("button", name=f"Acknowledge {aid}", exact=True).click()
+            pg.get_by_text(f"acknowledged by {user}: bench").first.wait_for()
+            ack_s = time.perf_counter() - t0
+        finally:
+            b.close()
+    return {"first_render_s": first, "open_patient_s": open_s, "ack_roundtrip_s": ack_s}
+
+
+def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, **_) -> dict:
+    """Run the benchmark (``subjects`` sets ``patients``); returns JSON-able figures."""
+    from mmlab.deploy.dashboard import AckStore, Users, synthetic_tables, write_tables
+    from mmlab.deploy.dashboard.app import ward_rows
+    from mmlab.deploy.dashboard.server import start, stop
+    from mmlab.errors import MMLabError
+
+    opts = dict(DEFAULTS, **({"patients": subjects} if subjects else {}), **(params or {}))
+    unknown = set(opts) - set(DEFAULTS)
+    if unknown:
+        raise MMLabError(f"bench dashboard: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    n_sessions, duration = int(opts["sessions"]), float(opts["duration_s"])
+    folder = Path(tempfile.mkdtemp(prefix="mmlab-dash-bench-"))
+    t0 = time.perf_counter()
+    tables = replicate(synthetic_tables(n_icu=int(opts["base"]), n_stress=2, seed=seed, hours=float(opts["hours"])),
+                       int(opts["patients"]))
+    write_tables(folder, *tables)
+    prep_s = time.perf_counter() - t0
+    risk, alerts, _ = tables
+    password = secrets.token_urlsafe(12)
+    Users(folder / "users.json").add("bench", password, "supervisor", ["*"])
+    rows = ward_rows(risk)
+    if alerts.empty:
+        raise MMLabError("bench dashboard: the synthetic tables have no alert; raise base or hours")
+    first = alerts.sort_values("source").iloc[0]  # an ICU alert when there is one
+    pid, aid = first["patient_id"], first["alert_id"]
+    proc, url = start(folder, log=folder / "server.log")
+    result = {"patients": int(risk["patient_id"].nunique()), "windows": int(len(risk)), "alerts": int(len(alerts)),
+              "prepare_s": round(prep_s, 2)}
+    written, errors, requests, lock = [], [0], [0], threading.Lock()
+    try:
+        browser = Path(CHROMIUM).exists()
+        if browser:
+            try:
+                result.update(_browser_times(url, "bench", password, rows["patient_id"].iloc[-1], pid, aid))
+                written.append(aid)
+            except Exception as e:  # reported, not hidden
+                browser, result["browser_error"] = False, f"{type(e).__name__}: {e}"[:300]
+        if not browser:
+            result.update({"first_render_s": None, "open_patient_s": None, "ack_roundtrip_s": None})
+        result["browser"] = browser
+
+        pids = list(rows["patient_id"])
+        aids = list(alerts["alert_id"])
+        stop_at = time.monotonic() + duration
+
+        def session(k: int) -> None:
+            try:
+                op = _opener(url, "bench", password)
+                store = AckStore(folder)
+            except Exception:
+                with lock:
+                    errors[0] += 1
+                return
+            i = 0
+            while time.monotonic() < stop_at:
+                target = "/app" if i % 2 == 0 else f"/app?patient={urllib.parse.quote(pids[(k * 7 + i) % len(pids)])}"
+                try:
+                    body = op.open(url + target, timeout=120).read().decode()
+                    ok = "data-root-id" in body and "Sign in" not in body
+                    a = f"{aids[(k + i) % len(aids)]}"
+                    store.acknowledge(a, "bench", f"s{k} n{i}")
+                    with lock:
+                        requests[0] += 1
+                        written.append(a)
+                        errors[0] += not ok
+                except Exception:
+                    with lock:
+                        errors[0] += 1
+                i += 1
+                time.sleep(float(opts["think_s"]))
+
+        threads = [threading.Thread(target=session, args=(k,)) for k in range(n_sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stop(proc)
+        proc, url = start(folder, log=folder / "server.log")  # acks must survive a restart
+        found = len(AckStore(folder).acks())
+        result.update({"sessions": n_sessions, "duration_s": duration, "requests": requests[0],
+                       "errors": errors[0], "acks_written": len(written), "ack_lost": len(written) - found})
+    finally:
+        stop(proc)
+        shutil.rmtree(folder, ignore_errors=True)
+    for k in ("first_render_s", "open_patient_s", "ack_roundtrip_s"):
+        if result.get(k) is not None:
+            result[k] = round(result[k], 3)
+    return result
