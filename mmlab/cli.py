@@ -5,8 +5,9 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,dashboard} [--json]
     mmlab stress {train,evaluate,stream} ...
+    mmlab dashboard --data DIR [--port N] [--demo] [--add-user NAME --role R --wards A,B]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 ``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
@@ -221,6 +222,33 @@ def _jsonable_default(value):
     return str(value)
 
 
+# ----------------------------------------------------------------------- dashboard
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+    import subprocess
+
+    from mmlab.deploy.dashboard import Users, demo
+    from mmlab.deploy.dashboard.server import command
+
+    data = Path(args.data).expanduser()
+    if args.add_user:
+        password = os.environ.get("MMLAB_DASHBOARD_PASSWORD") or getpass.getpass(f"password for {args.add_user}: ")
+        Users(data / "users.json").add(args.add_user, password, args.role, [w for w in args.wards.split(",") if w])
+        print(f"user {args.add_user} ({args.role}; wards {args.wards}) written to {data / 'users.json'} (scrypt hash)")
+        return 0
+    if args.demo:
+        made = demo(data, n_icu=args.patients, seed=args.seed)
+        print(f"synthetic tables written to {data}")
+        for name, pw in made.items():
+            print(f"  demo user {name}: password {pw}   (shown once; only its hash is stored)")
+    if args.no_serve:
+        return 0
+    cmd, env = command(data, args.port, args.address)
+    print(f"mmlab dashboard on http://{args.address}:{args.port}/app (Ctrl-C stops it)", file=sys.stderr)
+    return subprocess.run(cmd, env=env).returncode
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
@@ -326,6 +354,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=_positive_seconds, default=1.0, help="seconds of data per chunk")
     p.add_argument("--windows", action="store_true", help="print every decided window too")
     p.set_defaults(func=_cmd_stress_stream)
+
+    p = sub.add_parser("dashboard", help="serve the clinician dashboard (Panel) over a data folder")
+    p.add_argument("--data", required=True, help="folder with risk.csv, alerts.jsonl, signals.csv, users.json")
+    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--demo", action="store_true", help="first write synthetic tables and demo users into --data")
+    p.add_argument("--patients", type=int, default=12, help="ICU patients of --demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-serve", action="store_true", help="only write (--demo), do not serve")
+    p.add_argument("--add-user", metavar="NAME", help="add a user (password from MMLAB_DASHBOARD_PASSWORD or a prompt)")
+    p.add_argument("--role", default="clinician", help="clinician or supervisor (--add-user)")
+    p.add_argument("--wards", default="*", help="comma-separated wards, '*' for all (--add-user)")
+    p.set_defaults(func=_cmd_dashboard)
     return parser
 
 

@@ -374,3 +374,18 @@ def test_http_without_cookie_gets_login_only(server):
     assert e.value.code == 401
     forged = urllib.request.Request(url + "/app", headers={"Cookie": "user=alice"})  # unsigned cookie
     assert "Sign in" in op.open(forged).read().decode()
+
+
+# ---- the command ------------------------------------------------------------------------------
+
+def test_cli_adds_users_and_refuses_a_folder_without_users(tmp_path, monkeypatch, capsys):
+    from mmlab.cli import main
+
+    assert main(["dashboard", "--data", str(tmp_path), "--port", "1"]) == 2
+    assert "no users.json" in capsys.readouterr().err
+    monkeypatch.setenv("MMLAB_DASHBOARD_PASSWORD", "carol-pw-9")
+    assert main(["dashboard", "--data", str(tmp_path), "--add-user", "carol", "--role", "supervisor",
+                 "--wards", "A,B"]) == 0
+    assert Users(tmp_path / "users.json").authenticate("carol", "carol-pw-9")["wards"] == ["A", "B"]
+    assert "carol-pw-9" not in (tmp_path / "users.json").read_text()
+    assert main(["dashboard", "--data", str(tmp_path), "--add-user", "dave", "--role", "janitor"]) == 2
