@@ -290,11 +290,11 @@ def test_browser_login_patient_provenance_ack_survives_restart(page, server):
     pg, url = page, server["url"]
     _login(pg, url, "alice")
     pg.get_by_text("Ward view").wait_for()
-    pg.get_by_role("button", name="Open A1").wait_for()
-    assert pg.get_by_role("button", name="Open A2").count() == 1
-    assert pg.get_by_role("button", name="Open B1").count() == 0
+    pg.get_by_role("gridcell", name="A1", exact=True).wait_for()
+    assert pg.get_by_role("gridcell", name="A2", exact=True).count() == 1
+    assert pg.get_by_role("gridcell", name="B1", exact=True).count() == 0
     assert pg.get_by_text("notes missing").count() == 1  # A2's flag
-    pg.get_by_role("button", name="Open A1").click()  # a widget change: the server answers
+    pg.get_by_role("gridcell", name="A1", exact=True).click()  # a widget event: the server answers
     pg.get_by_text("Patient A1 (ward A)").wait_for()
     prov = pg.locator(".provenance").first
     prov.wait_for()

@@ -6,8 +6,8 @@ ICU patients of ``hours`` h plus two stress subjects), replicated under new ids 
 with the login module), started and stopped here.
 
 * ``first_render_s`` / ``open_patient_s`` / ``ack_roundtrip_s``: in headless Chromium
-  (Debian's ``/usr/bin/chromium`` via Playwright): sign-in to the last row of the ward view
-  drawn; click on a patient to its view drawn; click on Acknowledge to the server's
+  (Debian's ``/usr/bin/chromium`` via Playwright): sign-in to the ward table drawn (its top
+  row); click on a patient to its view drawn; click on Acknowledge to the server's
   answer drawn (the acknowledgement written to SQLite on the way). Without chromium they
   are ``None`` and ``browser`` is false.
 * ``sessions`` concurrent bounded sessions for ``duration_s`` s: each signs in with its own
@@ -67,7 +67,7 @@ def _opener(url: str, user: str, password: str):
     return op
 
 
-def _browser_times(url: str, user: str, password: str, last_pid: str, pid: str, aid: str) -> dict:
+def _browser_times(url: str, user: str, password: str, top_pid: str, pid: str, aid: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -82,10 +82,10 @@ def _browser_times(url: str, user: str, password: str, last_pid: str, pid: str, 
             pg.fill("#password", password)
             t0 = time.perf_counter()
             pg.click("#signin")
-            pg.get_by_role("button", name=f"Open {last_pid}", exact=True).wait_for()
+            pg.get_by_role("gridcell", name=top_pid, exact=True).wait_for()
             first = time.perf_counter() - t0
             t0 = time.perf_counter()
-            pg.get_by_role("button", name=f"Open {pid}", exact=True).click()
+            pg.get_by_role("gridcell", name=pid, exact=True).click()
             pg.get_by_role("button", name=f"Acknowledge {aid}", exact=True).wait_for()
             open_s = time.perf_counter() - t0
             pg.get_by_placeholder("note").first.fill("bench")
@@ -100,17 +100,26 @@ def _browser_times(url: str, user: str, password: str, last_pid: str, pid: str, 
 
 def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, **_) -> dict:
     """Run the benchmark (``subjects`` sets ``patients``); returns JSON-able figures."""
-    from mmlab.deploy.dashboard import AckStore, Users, synthetic_tables, write_tables
-    from mmlab.deploy.dashboard.app import ward_rows
-    from mmlab.deploy.dashboard.server import start, stop
     from mmlab.errors import MMLabError
 
     opts = dict(DEFAULTS, **({"patients": subjects} if subjects else {}), **(params or {}))
     unknown = set(opts) - set(DEFAULTS)
     if unknown:
         raise MMLabError(f"bench dashboard: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    n_sessions, duration = int(opts["sessions"]), float(opts["duration_s"])
     folder = Path(tempfile.mkdtemp(prefix="mmlab-dash-bench-"))
+    try:
+        return _run(folder, opts, seed)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(folder: Path, opts: dict, seed: int) -> dict:
+    from mmlab.deploy.dashboard import AckStore, Users, synthetic_tables, write_tables
+    from mmlab.deploy.dashboard.app import ward_rows
+    from mmlab.deploy.dashboard.server import start, stop
+    from mmlab.errors import MMLabError
+
+    n_sessions, duration = int(opts["sessions"]), float(opts["duration_s"])
     t0 = time.perf_counter()
     tables = replicate(synthetic_tables(n_icu=int(opts["base"]), n_stress=2, seed=seed, hours=float(opts["hours"])),
                        int(opts["patients"]))
@@ -122,17 +131,18 @@ def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, 
     rows = ward_rows(risk)
     if alerts.empty:
         raise MMLabError("bench dashboard: the synthetic tables have no alert; raise base or hours")
-    first = alerts.sort_values("source").iloc[0]  # an ICU alert when there is one
-    pid, aid = first["patient_id"], first["alert_id"]
+    with_alert = [p for p in rows["patient_id"] if p in set(alerts["patient_id"])]
+    pid = with_alert[0]  # the highest-risk patient with an alert (top rows of the ward view)
+    aid = alerts.loc[alerts["patient_id"] == pid, "alert_id"].iloc[0]
     proc, url = start(folder, log=folder / "server.log")
     result = {"patients": int(risk["patient_id"].nunique()), "windows": int(len(risk)), "alerts": int(len(alerts)),
               "prepare_s": round(prep_s, 2)}
-    written, errors, requests, lock = [], [0], [0], threading.Lock()
+    written, errors, requests, lock, kinds = [], [0], [0], threading.Lock(), set()
     try:
         browser = Path(CHROMIUM).exists()
         if browser:
             try:
-                result.update(_browser_times(url, "bench", password, rows["patient_id"].iloc[-1], pid, aid))
+                result.update(_browser_times(url, "bench", password, rows["patient_id"].iloc[0], pid, aid))
                 written.append(aid)
             except Exception as e:  # reported, not hidden
                 browser, result["browser_error"] = False, f"{type(e).__name__}: {e}"[:300]
@@ -148,9 +158,10 @@ def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, 
             try:
                 op = _opener(url, "bench", password)
                 store = AckStore(folder)
-            except Exception:
+            except Exception as e:
                 with lock:
                     errors[0] += 1
+                    kinds.add(f"login: {type(e).__name__}: {e}"[:120])
                 return
             i = 0
             while time.monotonic() < stop_at:
@@ -164,9 +175,10 @@ def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, 
                         requests[0] += 1
                         written.append(a)
                         errors[0] += not ok
-                except Exception:
+                except Exception as e:
                     with lock:
                         errors[0] += 1
+                        kinds.add(f"{type(e).__name__}: {e}"[:120])
                 i += 1
                 time.sleep(float(opts["think_s"]))
 
@@ -179,10 +191,9 @@ def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, 
         proc, url = start(folder, log=folder / "server.log")  # acks must survive a restart
         found = len(AckStore(folder).acks())
         result.update({"sessions": n_sessions, "duration_s": duration, "requests": requests[0],
-                       "errors": errors[0], "acks_written": len(written), "ack_lost": len(written) - found})
+                       "errors": errors[0], "error_kinds": sorted(kinds), "acks_written": len(written), "ack_lost": len(written) - found})
     finally:
         stop(proc)
-        shutil.rmtree(folder, ignore_errors=True)
     for k in ("first_render_s", "open_patient_s", "ack_roundtrip_s"):
         if result.get(k) is not None:
             result[k] = round(result[k], 3)

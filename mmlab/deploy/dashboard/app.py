@@ -117,21 +117,20 @@ def build(folder: str | Path, user: dict | None, patient: str | None = None):
         return "; ".join(f"Alert {aid}: acknowledged by {html.escape(a['user'])}: {html.escape(a['note'])}" for a in acks)
 
     def ward_view(event=None):
-        rows = ward_rows(risk) if len(risk) else pd.DataFrame()
+        rows = ward_rows(risk) if len(risk) else pd.DataFrame(columns=["patient_id", "ward", "risk", "trend", "spark", "flags"])
         open_alerts = set(alerts["alert_id"]) - {a["alert_id"] for a in store.acks(alerts["alert_id"])}
         per = alerts[alerts["alert_id"].isin(open_alerts)].groupby("patient_id").size()
-        items = [pn.pane.HTML(f"<h3>Ward view</h3>{len(rows)} patients, highest current risk first")]
-        for r in rows.itertuples():
-            b = pn.widgets.Button(label=f"Open {r.patient_id}", width=110, color="primary")
-            b.on_click(lambda e, pid=r.patient_id: patient_view(pid))
-            fl = " ".join(f"<span style='color:#b00'>⚠ {html.escape(f)}</span>" for f in r.flags)
-            n = int(per.get(r.patient_id, 0))
-            al = f" · <b>{n} open alert{'s' if n > 1 else ''}</b>" if n else ""
-            items.append(pn.Row(b, pn.pane.HTML(
-                f"<span class='ward-row'>{html.escape(r.patient_id)} · ward {html.escape(r.ward)} · "
-                f"risk <b>{r.risk:.2f}</b> {_fmt_trend(r.trend)} · "
-                f"<span style='font-family:monospace'>{r.spark}</span> {fl}{al}</span>"), height=40))
-        main.objects = items
+        table = pd.DataFrame({
+            "patient": rows["patient_id"].to_numpy(), "ward": rows["ward"].to_numpy(),
+            "risk": rows["risk"].round(2).to_numpy(), "trend": [_fmt_trend(t) for t in rows["trend"]],
+            "last 24 windows": rows["spark"].to_numpy(),
+            "flags": ["⚠ " + ", ".join(f) if f else "" for f in rows["flags"]],
+            "open alerts": [int(per.get(p, 0)) for p in rows["patient_id"]]})
+        tab = pn.widgets.Tabulator(table, show_index=False, disabled=True, selectable=False, height=min(600, 40 + 32 * len(table)),
+                                   sizing_mode="stretch_width", name="ward")
+        tab.on_click(lambda e: patient_view(str(table["patient"].iloc[e.row])))
+        main.objects = [pn.pane.HTML(f"<h3>Ward view</h3>{len(rows)} patients, highest current risk first; "
+                                     "click a patient to open it"), tab]
 
     def patient_view(pid: str):
         pat = risk[risk["patient_id"] == pid]
