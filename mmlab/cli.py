@@ -242,6 +242,13 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"synthetic tables written to {data}")
         for name, pw in made.items():
             print(f"  demo user {name}: password {pw}   (shown once; only its hash is stored)")
+    if args.screenshots:
+        from mmlab.deploy.dashboard.server import screenshots
+
+        password = os.environ.get("MMLAB_DASHBOARD_PASSWORD") or getpass.getpass(f"password for {args.user}: ")
+        for path in screenshots(data, args.screenshots, args.user, password):
+            print(path)
+        return 0
     if args.no_serve:
         return 0
     cmd, env = command(data, args.port, args.address)
@@ -366,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add-user", metavar="NAME", help="add a user (password from MMLAB_DASHBOARD_PASSWORD or a prompt)")
     p.add_argument("--role", default="clinician", help="clinician or supervisor (--add-user)")
     p.add_argument("--wards", default="*", help="comma-separated wards, '*' for all (--add-user)")
+    p.add_argument("--screenshots", metavar="OUT", help="save ward.png and patient.png as --user (headless chromium)")
+    p.add_argument("--user", default="supervisor", help="who signs in for --screenshots")
     p.set_defaults(func=_cmd_dashboard)
     return parser
 

@@ -72,3 +72,56 @@ def stop(proc, grace: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def screenshots(data: str | Path, out: str | Path, user: str, password: str, patient: str | None = None,
+                chromium: str = CHROMIUM) -> list[Path]:
+    """Serve ``data``, sign in as ``user`` in headless Chromium and save ``ward.png`` and
+    ``patient.png`` (``patient``, default the highest-risk one with an alert) into ``out``.
+
+    For the chapters' text; needs Playwright and Debian's chromium (``make browser``).
+    """
+    from playwright.sync_api import sync_playwright
+
+    from mmlab.deploy.dashboard.app import visible, ward_rows
+    from mmlab.deploy.dashboard.store import Users
+    from mmlab.deploy.dashboard.tables import read_tables
+
+    if not Path(chromium).exists():
+        raise MMLabError(f"{chromium} is missing: install Debian's chromium (`make browser`)")
+    who = Users(Path(data) / "users.json").authenticate(user, password)
+    if who is None:
+        raise MMLabError(f"wrong user name or password for {user!r}")
+    risk, alerts, _ = visible(read_tables(data), who)
+    if patient is None:
+        order = [p for p in ward_rows(risk)["patient_id"] if p in set(alerts["patient_id"])]
+        patient = order[0] if order else risk["patient_id"].iloc[0]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    proc, url = start(data)
+    try:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=chromium, args=[
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            try:
+                pg = b.new_page(viewport={"width": 1200, "height": 800})
+                pg.set_default_timeout(60000)
+                pg.goto(url + "/login")
+                pg.fill("#username", user)
+                pg.fill("#password", password)
+                pg.click("#signin")
+                pg.get_by_text("Ward view").wait_for()
+                pg.wait_for_timeout(500)
+                pg.screenshot(path=str(out / "ward.png"))
+                pg.goto(f"{url}/app?patient={patient}")
+                pg.get_by_text(f"Patient {patient} ").wait_for()
+                pg.wait_for_timeout(500)
+                pg.screenshot(path=str(out / "patient.png"), full_page=True)
+            finally:
+                b.close()
+    finally:
+        stop(proc)
+    return [out / "ward.png", out / "patient.png"]
