@@ -389,3 +389,45 @@ def test_cli_adds_users_and_refuses_a_folder_without_users(tmp_path, monkeypatch
     assert Users(tmp_path / "users.json").authenticate("carol", "carol-pw-9")["wards"] == ["A", "B"]
     assert "carol-pw-9" not in (tmp_path / "users.json").read_text()
     assert main(["dashboard", "--data", str(tmp_path), "--add-user", "dave", "--role", "janitor"]) == 2
+
+
+# ---- the systems' outputs ---------------------------------------------------------------------
+
+#: The federated system's dashboard columns (mmlab.systems.federated.DASHBOARD_SCHEMA, branch fed).
+FED_COLUMNS = ["patient_id", "hospital", "t_end_h", "risk", "trend", "driving_modality",
+               "attention_vitals", "attention_notes", "attention_audio",
+               "present_vitals", "present_notes", "present_audio"]
+
+
+def test_a_federated_style_table_passes_and_yields_alerts():
+    fed = pd.DataFrame({"patient_id": ["p1"] * 3 + ["p2"] * 2, "hospital": ["H1"] * 3 + ["H2"] * 2,
+                        "t_end_h": [1.0, 2.0, 3.0, 1.0, 2.0], "risk": [0.2, 0.7, 0.4, 0.9, 0.95],
+                        "trend": [np.nan, 0.5, -0.3, np.nan, 0.05], "driving_modality": ["vitals", "notes", "vitals", "audio", ""],
+                        "attention_vitals": [1.0, 0.2, 0.6, 0.0, 0.0], "attention_notes": [0.0, 0.8, 0.4, 0.0, 0.0],
+                        "attention_audio": [0.0, 0.0, 0.0, 1.0, 0.0],
+                        "present_vitals": [True, True, True, False, False], "present_notes": [False, True, True, False, False],
+                        "present_audio": [False, False, False, True, False]})[FED_COLUMNS]
+    from mmlab.deploy.dashboard import alerts_from_risk
+
+    risk = check_risk_table(fed)
+    assert risk["ward"].tolist() == ["H1"] * 3 + ["H2"] * 2
+    al = alerts_from_risk(fed)
+    assert al["alert_id"].tolist() == ["p1-2", "p2-1"]  # p1 crosses at 2 h; p2 starts above
+    assert al["attribution"].tolist() == [{"vitals": 0.2, "notes": 0.8}, {"audio": 1.0}]
+    assert al["driving_modality"].tolist() == ["notes", "audio"] and al["t_s"].tolist() == [7200.0, 3600.0]
+
+
+def test_stress_system_alerts_become_alert_rows():
+    from mmlab.deploy.dashboard import alerts_from_stress
+    from mmlab.systems.alerts import Alert
+
+    a = Alert(onset=100.0, raised_at=110.0, end=150.0, n_present=3, k=2,
+              voters={"chest": {"max": 0.9, "mean": 0.6, "n": 4}, "wrist": {"max": 0.7, "mean": 0.2, "n": 4}},
+              quality={"chest": 0.95, "wrist": 0.4}, fused=0.7, fused_max=0.8, end_reason="finished")
+    rows = alerts_from_stress([a, a.to_dict() | {"raised_at": 300.0}], "S01", "S1")
+    assert rows["alert_id"].tolist() == ["S01-110", "S01-300"]
+    assert rows["attribution"].iloc[0] == {"chest": 0.75, "wrist": 0.25} and rows["driving_modality"].iloc[0] == "chest"
+    assert rows["quality"].iloc[0] == {"chest": 0.95, "wrist": 0.4} and rows["risk"].iloc[0] == 0.7
+    assert rows["detail"].iloc[0] == a.to_dict()
+    with pytest.raises(SchemaError, match="missing key 'voters'"):
+        alerts_from_stress([{"onset": 1.0, "raised_at": 2.0, "quality": {}}], "S01", "S1")

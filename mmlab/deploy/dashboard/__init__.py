@@ -14,12 +14,13 @@ Panel and Bokeh are imported only inside the functions that build the app.
 """
 
 from mmlab.deploy.dashboard.store import AckStore, Users, allowed, cookie_secret, hash_password, verify_password
-from mmlab.deploy.dashboard.tables import (ALERT_COLUMNS, RISK_COLUMNS, SIGNAL_COLUMNS, check_alert_table,
+from mmlab.deploy.dashboard.tables import (ALERT_COLUMNS, RISK_COLUMNS, SIGNAL_COLUMNS, alerts_from_risk,
+                                           alerts_from_stress, check_alert_table,
                                            check_risk_table, check_signal_table, check_tables, read_tables,
                                            synthetic_tables, write_tables)
 
 __all__ = ["AckStore", "Users", "allowed", "cookie_secret", "hash_password", "verify_password",
-           "ALERT_COLUMNS", "RISK_COLUMNS", "SIGNAL_COLUMNS", "check_alert_table", "check_risk_table",
+           "ALERT_COLUMNS", "RISK_COLUMNS", "SIGNAL_COLUMNS", "alerts_from_risk", "alerts_from_stress", "check_alert_table", "check_risk_table",
            "check_signal_table", "check_tables", "read_tables", "synthetic_tables", "write_tables", "demo"]
 
 

@@ -198,6 +198,57 @@ def read_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     return check_tables(risk, alerts, signals)
 
 
+# ---- from the systems' outputs ----------------------------------------------------------
+
+def alerts_from_risk(risk: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
+    """ICU alerts from a risk table (e.g. the federated system's ``dashboard_table``): one
+    alert each time a patient's risk crosses ``threshold`` upwards (or starts above it),
+    with the window's attention weights of the present modalities as the attribution."""
+    risk = check_risk_table(risk)
+    mods = modalities(risk)
+    out = []
+    for pid, pat in risk.groupby("patient_id", sort=True):
+        prev = None
+        for row in pat.itertuples(index=False):
+            r = row._asdict()
+            if r["risk"] >= threshold and (prev is None or prev < threshold):
+                pres = [m for m in mods if r[f"present_{m}"]]
+                att = {m: float(r[f"attention_{m}"]) for m in pres}
+                tot = sum(att.values()) or 1.0
+                out.append({"alert_id": f"{pid}-{r['t_end_h']:g}", "patient_id": pid, "ward": r["ward"],
+                            "source": "icu", "t_s": float(r["t_end_h"]) * 3600.0, "risk": float(r["risk"]),
+                            "driving_modality": r["driving_modality"],
+                            "attribution": {m: round(v / tot, 4) for m, v in att.items()},
+                            "quality": {m: round(float(r[f"quality_{m}"]), 3) for m in pres},
+                            "detail": {"rule": f"risk crossed {threshold:g}", "t_end_h": float(r["t_end_h"])}})
+            prev = r["risk"]
+    return check_alert_table(pd.DataFrame(out, columns=list(ALERT_COLUMNS)))
+
+
+def alerts_from_stress(alerts, patient_id: str, ward: str) -> pd.DataFrame:
+    """Rows of the alert table from the stress system's alerts of one person
+    (:class:`~mmlab.systems.alerts.Alert` objects or their ``to_dict()``): the attribution
+    is each voter's mean probability as a share, the quality the alert's own, ``risk`` the
+    mean fused probability (else the largest voter mean); ``detail`` keeps the whole dict."""
+    out = []
+    for a in alerts:
+        d = a if isinstance(a, dict) else a.to_dict()
+        for key in ("onset", "raised_at", "voters", "quality"):
+            if key not in d:
+                raise SchemaError(f"stress alert: missing key {key!r} (expected Alert.to_dict())")
+        means = {m: float(v["mean"]) for m, v in d["voters"].items()}
+        tot = sum(means.values()) or 1.0
+        share = {m: round(v / tot, 4) for m, v in means.items()}
+        drive = max(share, key=share.get, default="")
+        risk = d.get("fused")
+        out.append({"alert_id": f"{patient_id}-{d['raised_at']:.0f}", "patient_id": str(patient_id), "ward": str(ward),
+                    "source": "stress", "t_s": float(d["raised_at"]),
+                    "risk": float(risk if risk is not None else max(means.values(), default=0.0)),
+                    "driving_modality": drive, "attribution": share,
+                    "quality": {m: float(q) for m, q in d["quality"].items()}, "detail": dict(d)})
+    return check_alert_table(pd.DataFrame(out, columns=list(ALERT_COLUMNS)))
+
+
 # ---- synthetic source ---------------------------------------------------------------
 
 def _sig(x: float) -> float:
@@ -210,7 +261,7 @@ def _icu_tables(n: int, seed: int, hours: float | None):
     knobs = {} if hours is None else {"hours": float(hours)}
     cohort = icu_ward(n_subjects=n, seed=seed, fast=True, **knobs)
     cues = ("letharg", "rigor", "escalat", "confus", "drowsy", "clammy", "mottl", "review")
-    risk_rows, alerts, signals = [], [], []
+    risk_rows, signals = [], []
     for rec in cohort.recordings:
         pid, ward = rec.subject, str(rec.meta["hospital"])
         hr, rr, sp = (rec.streams[k] for k in ("hr", "resp_rate", "spo2"))
@@ -255,14 +306,8 @@ def _icu_tables(n: int, seed: int, hours: float | None):
             row.update({f"present_{m}": pres[m] for m in att})
             row.update({f"quality_{m}": (q_v if m == "vitals" else float(pres[m])) for m in att})
             risk_rows.append(row)
-            if risk >= 0.5 and (prev is None or prev < 0.5):
-                alerts.append({"alert_id": f"{pid}-{h}", "patient_id": pid, "ward": ward, "source": "icu",
-                               "t_s": hi, "risk": risk, "driving_modality": drive,
-                               "attribution": {m: round(a, 4) for m, a in att.items() if pres[m]},
-                               "quality": {m: round(row[f"quality_{m}"], 3) for m in att if pres[m]},
-                               "detail": {"rule": "risk crossed 0.5", "window_h": [h - 1, h]}})
             prev = risk
-    return risk_rows, alerts, signals
+    return risk_rows, signals
 
 
 def _stress_tables(n: int, seed: int, ward: str):
@@ -270,9 +315,9 @@ def _stress_tables(n: int, seed: int, ward: str):
     from mmlab.systems.alerts import Alert
 
     cohort = stress_protocol(n_subjects=n, seed=seed, fast=True)
-    risk_rows, alerts, signals = [], [], []
+    risk_rows, alert_tables, signals = [], [], []
     for rec in cohort.recordings:
-        pid = rec.subject
+        pid, alerts = rec.subject, []
         eda = {}
         for m, name in (("chest", "chest_eda"), ("wrist", "wrist_eda")):
             s = rec.streams[name]
@@ -316,12 +361,10 @@ def _stress_tables(n: int, seed: int, ward: str):
                 voters = {m: {"max": round(p[m], 4), "mean": round(p[m], 4), "n": 1} for m in p if pres[m]}
                 a = Alert(onset=w_end - 10, raised_at=w_end, end=None, n_present=sum(pres.values()), k=2,
                           voters=voters, quality={m: q[m] for m in p if pres[m]}, fused=fused, fused_max=fused)
-                alerts.append({"alert_id": f"{pid}-{int(w_end)}", "patient_id": pid, "ward": ward,
-                               "source": "stress", "t_s": w_end, "risk": fused, "driving_modality": drive,
-                               "attribution": {m: round(att[m], 4) for m in att if pres[m]},
-                               "quality": {m: round(q[m], 3) for m in att if pres[m]}, "detail": a.to_dict()})
+                alerts.append(a)
             prev = fused
-    return risk_rows, alerts, signals
+        alert_tables.append(alerts_from_stress(alerts, pid, ward))
+    return risk_rows, [r for t in alert_tables for r in t.to_dict("records")], signals
 
 
 def synthetic_tables(n_icu: int = 12, n_stress: int = 2, seed: int = 0, hours: float | None = None,
@@ -338,7 +381,8 @@ def synthetic_tables(n_icu: int = 12, n_stress: int = 2, seed: int = 0, hours: f
     """
     n_icu = check_int(n_icu, "n_icu", low=1)
     n_stress = check_int(n_stress, "n_stress", low=0)
-    r1, a1, s1 = _icu_tables(n_icu, seed, hours)
+    r1, s1 = _icu_tables(n_icu, seed, hours)
+    a1 = alerts_from_risk(pd.DataFrame(r1), threshold=0.5).to_dict("records")
     r2, a2, s2 = _stress_tables(n_stress, seed, stress_ward) if n_stress else ([], [], [])
     risk = pd.DataFrame(r1 + r2)
     mods = [c[len("attention_"):] for c in risk.columns if c.startswith("attention_")]
