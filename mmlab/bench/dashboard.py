@@ -10,16 +10,20 @@ with the login module), started and stopped here.
   row); click on a patient to its view drawn; click on Acknowledge to the server's
   answer drawn (the acknowledgement written to SQLite on the way). Without chromium they
   are ``None`` and ``browser`` is false.
-* ``sessions`` concurrent bounded sessions for ``duration_s`` s: each signs in with its own
-  cookie and loops (think time ``think_s``) over opening a server document (the ward view
-  or a patient view; the server builds it in full) and acknowledging an alert through the
-  dashboard's :class:`~mmlab.deploy.dashboard.AckStore` (the code path of the button's
-  handler, own connection, same SQLite file the server uses). ``errors``: failed or
-  non-dashboard answers; ``ack_lost``: acknowledgements written minus those found after a
-  server restart (plus the browser's, if it is missing). ``requests``: documents served.
+* ``sessions`` concurrent bounded sessions, each for ``duration_s`` s once signed in, with
+  think time ``think_s``. ``mode="browser"`` (default when chromium is there): one browser
+  context per session (its own cookie and server session) in one headless Chromium; each
+  loops over opening a patient, typing a note and clicking Acknowledge until the server's
+  answer is drawn -- the acknowledgement goes through the served app. ``mode="http"``: each
+  session signs in over HTTP and loops over opening a server document (ward or patient
+  view, built in full by the server) and acknowledging through
+  :class:`~mmlab.deploy.dashboard.AckStore` (the button handler's code path, own
+  connection, the server's SQLite file). ``errors``: failed steps (``error_kinds`` says
+  which); ``ack_lost``: acknowledgements clicked (or written) that are not in the database
+  after a server restart; ``requests``: completed round trips.
 
 Options: ``patients``, ``hours``, ``base``, ``sessions``, ``duration_s``, ``think_s``,
-``seed`` (``mmlab bench dashboard --set sessions=5 --set duration_s=5 --set patients=40``
+``mode``, ``seed`` (``mmlab bench dashboard --set sessions=5 --set duration_s=5 --set patients=40``
 for a quick run).
 """
 
@@ -38,7 +42,8 @@ from pathlib import Path
 import pandas as pd
 
 CHROMIUM = "/usr/bin/chromium"
-DEFAULTS = {"patients": 200, "hours": 24.0, "base": 8, "sessions": 20, "duration_s": 30.0, "think_s": 0.5}
+DEFAULTS = {"patients": 200, "hours": 24.0, "base": 8, "sessions": 20, "duration_s": 30.0, "think_s": 0.5,
+            "mode": "browser"}
 
 
 def replicate(tables, patients: int):
@@ -98,6 +103,59 @@ def _browser_times(url: str, user: str, password: str, top_pid: str, pid: str, a
     return {"first_render_s": first, "open_patient_s": open_s, "ack_roundtrip_s": ack_s}
 
 
+async def _browser_sessions(url: str, password: str, n: int, duration: float, think: float, targets: list) -> dict:
+    """``n`` browser contexts (own cookies, own server sessions) in one headless Chromium,
+    each looping: open a patient, type a note, acknowledge, wait for the server's answer."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    written, kinds, errors, served = [], set(), [0], [0]
+
+    async def one(b, k: int) -> None:
+        ctx = await b.new_context()
+        pg = await ctx.new_page()
+        pg.set_default_timeout(60000)
+        try:
+            await pg.goto(url + "/login")
+            await pg.fill("#username", "bench")
+            await pg.fill("#password", password)
+            await pg.click("#signin")
+            await pg.get_by_text("Ward view").wait_for()
+            i, stop_at = 0, time.monotonic() + duration  # each session runs `duration` s once signed in
+            while time.monotonic() < stop_at:
+                pid, aid = targets[(k * 3 + i) % len(targets)]
+                note = f"s{k} n{i}"
+                try:
+                    await pg.goto(f"{url}/app?patient={urllib.parse.quote(pid)}")
+                    await pg.get_by_role("button", name=f"Acknowledge {aid}", exact=True).wait_for()
+                    await pg.get_by_placeholder("note").first.fill(note)
+                    await pg.get_by_role("button", name=f"Acknowledge {aid}", exact=True).click()
+                    written.append((aid, note))  # clicked: the server must keep it
+                    await pg.get_by_text(f"acknowledged by bench: {note}", exact=False).first.wait_for()
+                    served[0] += 1
+                except Exception as e:
+                    errors[0] += 1
+                    kinds.add(f"{type(e).__name__}: {str(e).splitlines()[0]}"[:120])
+                i += 1
+                await asyncio.sleep(think)
+        except Exception as e:
+            errors[0] += 1
+            kinds.add(f"login: {type(e).__name__}: {str(e).splitlines()[0]}"[:120])
+        finally:
+            await ctx.close()
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            await asyncio.gather(*(one(b, k) for k in range(n)))
+        finally:
+            await b.close()
+    return {"written": written, "errors": errors[0], "kinds": kinds, "served": served[0]}
+
+
 def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, **_) -> dict:
     """Run the benchmark (``subjects`` sets ``patients``); returns JSON-able figures."""
     from mmlab.errors import MMLabError
@@ -106,6 +164,8 @@ def run(params: dict | None = None, seed: int = 0, subjects: int | None = None, 
     unknown = set(opts) - set(DEFAULTS)
     if unknown:
         raise MMLabError(f"bench dashboard: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if opts["mode"] not in ("browser", "http"):
+        raise MMLabError(f"bench dashboard: mode must be 'browser' or 'http', not {opts['mode']!r}")
     folder = Path(tempfile.mkdtemp(prefix="mmlab-dash-bench-"))
     try:
         return _run(folder, opts, seed)
@@ -150,6 +210,21 @@ def _run(folder: Path, opts: dict, seed: int) -> dict:
             result.update({"first_render_s": None, "open_patient_s": None, "ack_roundtrip_s": None})
         result["browser"] = browser
 
+        if opts["mode"] == "browser" and browser:
+            import asyncio
+
+            firsts = alerts.drop_duplicates("patient_id")
+            targets = list(zip(firsts["patient_id"], firsts["alert_id"]))
+            before = len(AckStore(folder).acks())
+            r = asyncio.run(_browser_sessions(url, password, n_sessions, duration, float(opts["think_s"]), targets))
+            stop(proc)
+            proc, url = start(folder, log=folder / "server.log")  # acks must survive a restart
+            kept = {(a["alert_id"], a["note"]) for a in AckStore(folder).acks()}
+            result.update({"mode": "browser", "sessions": n_sessions, "duration_s": duration, "requests": r["served"],
+                           "errors": r["errors"], "error_kinds": sorted(r["kinds"]), "acks_written": len(r["written"]),
+                           "ack_lost": sum((a, n) not in kept for a, n in r["written"]),
+                           "acks_in_db": len(kept) - before})
+            return _rounded(result)
         pids = list(rows["patient_id"])
         aids = list(alerts["alert_id"])
         stop_at = time.monotonic() + duration
@@ -190,10 +265,14 @@ def _run(folder: Path, opts: dict, seed: int) -> dict:
         stop(proc)
         proc, url = start(folder, log=folder / "server.log")  # acks must survive a restart
         found = len(AckStore(folder).acks())
-        result.update({"sessions": n_sessions, "duration_s": duration, "requests": requests[0],
+        result.update({"mode": "http", "sessions": n_sessions, "duration_s": duration, "requests": requests[0],
                        "errors": errors[0], "error_kinds": sorted(kinds), "acks_written": len(written), "ack_lost": len(written) - found})
     finally:
         stop(proc)
+    return _rounded(result)
+
+
+def _rounded(result: dict) -> dict:
     for k in ("first_render_s", "open_patient_s", "ack_roundtrip_s"):
         if result.get(k) is not None:
             result[k] = round(result[k], 3)
