@@ -431,3 +431,20 @@ def test_stress_system_alerts_become_alert_rows():
     assert rows["detail"].iloc[0] == a.to_dict()
     with pytest.raises(SchemaError, match="missing key 'voters'"):
         alerts_from_stress([{"onset": 1.0, "raised_at": 2.0, "quality": {}}], "S01", "S1")
+
+
+def test_bench_replicates_patients_and_refuses_unknown_options():
+    from mmlab.bench.dashboard import replicate, run
+
+    risk, alerts, signals = check_tables(*planted_tables())
+    risk = risk.assign(patient_id="P" + risk["patient_id"])  # replicate copies the ICU ids (P...)
+    alerts = alerts.assign(patient_id="P" + alerts["patient_id"])
+    signals = signals.assign(patient_id="P" + signals["patient_id"])
+    r, a, s = check_tables(*replicate((risk, alerts, signals), 7))
+    assert r["patient_id"].nunique() == 7 and "PA1~1" in set(r["patient_id"]) and "PA1~2" in set(r["patient_id"])
+    assert set(a["alert_id"]) == {"A1-3", "B1-2", "A1-3~1", "B1-2~1", "A1-3~2"} and a["alert_id"].is_unique
+    assert len(s) == len(signals) / 3 * 7
+    with pytest.raises(MMLabError, match=r"unknown option\(s\) \['bogus'\]"):
+        run(params={"bogus": 1})
+    with pytest.raises(MMLabError, match="mode must be"):
+        run(params={"mode": "carrier-pigeon"})
