@@ -25,7 +25,11 @@ CONTEXT_S = {"icu": 2 * 3600.0, "stress": 60.0}
 
 
 def sparkline(values) -> str:
-    """Risks in [0, 1] as a text sparkline (one block character per value)."""
+    """Risks in [0, 1] as a text sparkline (one block character per value).
+
+    >>> sparkline([0.0, 0.3, 0.6, 1.0])
+    '▁▃▅█'
+    """
     v = np.clip(np.nan_to_num(np.asarray(values, float)), 0, 1)
     return "".join(_BARS[min(int(x * len(_BARS)), len(_BARS) - 1)] for x in v)
 

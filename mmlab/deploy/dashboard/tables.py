@@ -63,7 +63,21 @@ def _need(df: pd.DataFrame, cols, what: str) -> None:
 
 def check_risk_table(df: pd.DataFrame) -> pd.DataFrame:
     """Check a risk table against the contract and return it normalised (a ``ward`` column,
-    ``quality_<m>`` filled in). Raises :class:`SchemaError` naming the bad column."""
+    ``quality_<m>`` filled in). Raises :class:`SchemaError` naming the bad column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"patient_id": ["p1"], "hospital": ["H1"], "t_end_h": [1.0], "risk": [0.3],
+    ...                   "trend": [float("nan")], "driving_modality": ["vitals"],
+    ...                   "attention_vitals": [1.0], "present_vitals": [True]})
+    >>> check_risk_table(t)[["patient_id", "ward", "quality_vitals"]].to_dict("records")
+    [{'patient_id': 'p1', 'ward': 'H1', 'quality_vitals': 1.0}]
+    >>> check_risk_table(t.drop(columns="risk"))
+    Traceback (most recent call last):
+    ...
+    mmlab.errors.SchemaError: risk table: missing column(s) ['risk']; has ['patient_id', 'ward', 't_end_h', 'trend', 'driving_modality', 'attention_vitals', 'present_vitals']
+    """
     if isinstance(df, pd.DataFrame) and "ward" not in df.columns and "hospital" in df.columns:
         df = df.rename(columns={"hospital": "ward"})
     _need(df, RISK_COLUMNS, "risk table")
