@@ -187,7 +187,12 @@ def test_built_documents_hold_no_other_ward(tmp_path):
     assert "No such patient in your wards" in other and "B1" not in other
     own = _document_json(build(tmp_path, alice, patient="A1"))
     assert "driven by" in own and "vitals 80" in own and "Alert A1-3" in own
-    assert "Sign in" in _document_json(build(tmp_path, None, patient="A1")) or "Not signed in" in _document_json(build(tmp_path, None))
+    assert "Not signed in" in _document_json(build(tmp_path, None, patient="A1"))
+    AckStore(tmp_path).acknowledge("B1-2", "bob", "called the registrar")
+    AckStore(tmp_path).acknowledge("A1-3", "alice", "fluids started")
+    sup = _document_json(build(tmp_path, {"name": "sup", "role": "supervisor", "wards": ["A"]}))
+    assert "Recent acknowledgements" in sup and "fluids started" in sup and "registrar" not in sup
+    assert "Recent acknowledgements" not in _document_json(build(tmp_path, alice))
 
 
 def _ack_many(folder, who, n):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,16 @@ def build(folder: str | Path, user: dict | None, patient: str | None = None):
         tab = pn.widgets.Tabulator(table, show_index=False, disabled=True, selectable=False, height=min(600, 40 + 32 * len(table)),
                                    sizing_mode="stretch_width", name="ward")
         tab.on_click(lambda e: patient_view(str(table["patient"].iloc[e.row])))
-        main.objects = [pn.pane.HTML(f"<h3>Ward view</h3>{len(rows)} patients, highest current risk first; "
-                                     "click a patient to open it"), tab]
+        items = [pn.pane.HTML(f"<h3>Ward view</h3>{len(rows)} patients, highest current risk first; "
+                              "click a patient to open it"), tab]
+        if user["role"] == "supervisor":  # the log of acknowledgements in the supervisor's wards
+            pat_of = dict(zip(alerts["alert_id"], alerts["patient_id"]))
+            log = [a for a in store.acks(alerts["alert_id"])][-50:][::-1]
+            items.append(pn.pane.HTML("<h4>Recent acknowledgements</h4>" + ("<br>".join(
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(a['at']))} · {html.escape(a['user'])} · "
+                f"alert {html.escape(a['alert_id'])} ({html.escape(pat_of[a['alert_id']])}): {html.escape(a['note'])}"
+                for a in log) or "none yet")))
+        main.objects = items
 
     def patient_view(pid: str):
         pat = risk[risk["patient_id"] == pid]
