@@ -132,7 +132,7 @@ def build(folder: str | Path, user: dict | None, patient: str | None = None):
             "flags": ["⚠ " + ", ".join(f) if f else "" for f in rows["flags"]],
             "open alerts": [int(per.get(p, 0)) for p in rows["patient_id"]]})
         tab = pn.widgets.Tabulator(table, show_index=False, disabled=True, selectable=False, height=min(600, 40 + 32 * len(table)),
-                                   sizing_mode="stretch_width", name="ward")
+                                   sizing_mode="stretch_width")
         tab.on_click(lambda e: patient_view(str(table["patient"].iloc[e.row])))
         items = [pn.pane.HTML(f"<h3>Ward view</h3>{len(rows)} patients, highest current risk first; "
                               "click a patient to open it"), tab]
