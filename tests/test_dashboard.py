@@ -453,3 +453,11 @@ def test_bench_replicates_patients_and_refuses_unknown_options():
         run(params={"bogus": 1})
     with pytest.raises(MMLabError, match="mode must be"):
         run(params={"mode": "carrier-pigeon"})
+
+
+def test_login_redirects_only_inside_the_app():
+    from mmlab.deploy.dashboard.auth import _safe_next
+
+    assert _safe_next("/app?patient=A1") == "/app?patient=A1"
+    for bad in ("https://evil.example", "//evil.example", "/\\evil.example", None, ""):
+        assert _safe_next(bad) == "/app"

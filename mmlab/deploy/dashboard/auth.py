@@ -46,7 +46,8 @@ def get_user(request_handler):
 
 def _safe_next(value: str | None) -> str:
     value = value or "/app"
-    return value if value.startswith("/") and not value.startswith("//") else "/app"
+    ok = value.startswith("/") and not value.startswith(("//", "/\\")) and "\\" not in value
+    return value if ok else "/app"
 
 
 class LoginHandler(RequestHandler):
