@@ -5,10 +5,11 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress,emotion,maintenance} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,emotion,maintenance,dashboard} [--json]
     mmlab stress {train,evaluate,stream} ...
     mmlab emotion {train,evaluate,predict} ...
     mmlab maintenance {train,evaluate,drift} ...
+    mmlab dashboard --data DIR [--port N] [--demo] [--add-user NAME --role R --wards A,B]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 ``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
@@ -331,6 +332,40 @@ def _cmd_maintenance_drift(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------- dashboard
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+    import subprocess
+
+    from mmlab.deploy.dashboard import Users, demo
+    from mmlab.deploy.dashboard.server import command
+
+    data = Path(args.data).expanduser()
+    if args.add_user:
+        password = os.environ.get("MMLAB_DASHBOARD_PASSWORD") or getpass.getpass(f"password for {args.add_user}: ")
+        Users(data / "users.json").add(args.add_user, password, args.role, [w for w in args.wards.split(",") if w])
+        print(f"user {args.add_user} ({args.role}; wards {args.wards}) written to {data / 'users.json'} (scrypt hash)")
+        return 0
+    if args.demo:
+        made = demo(data, n_icu=args.patients, seed=args.seed)
+        print(f"synthetic tables written to {data}")
+        for name, pw in made.items():
+            print(f"  demo user {name}: password {pw}   (shown once; only its hash is stored)")
+    if args.screenshots:
+        from mmlab.deploy.dashboard.server import screenshots
+
+        password = os.environ.get("MMLAB_DASHBOARD_PASSWORD") or getpass.getpass(f"password for {args.user}: ")
+        for path in screenshots(data, args.screenshots, args.user, password):
+            print(path)
+        return 0
+    if args.no_serve:
+        return 0
+    cmd, env = command(data, args.port, args.address)
+    print(f"mmlab dashboard on http://{args.address}:{args.port}/app (Ctrl-C stops it)", file=sys.stderr)
+    return subprocess.run(cmd, env=env).returncode
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
@@ -481,6 +516,21 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--model", required=True, help="folder written by `mmlab maintenance train`")
             p.add_argument("--json", action="store_true")
             p.set_defaults(func=_cmd_maintenance_drift)
+
+    p = sub.add_parser("dashboard", help="serve the clinician dashboard (Panel) over a data folder")
+    p.add_argument("--data", required=True, help="folder with risk.csv, alerts.jsonl, signals.csv, users.json")
+    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--demo", action="store_true", help="first write synthetic tables and demo users into --data")
+    p.add_argument("--patients", type=int, default=12, help="ICU patients of --demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-serve", action="store_true", help="only write (--demo), do not serve")
+    p.add_argument("--add-user", metavar="NAME", help="add a user (password from MMLAB_DASHBOARD_PASSWORD or a prompt)")
+    p.add_argument("--role", default="clinician", help="clinician or supervisor (--add-user)")
+    p.add_argument("--wards", default="*", help="comma-separated wards, '*' for all (--add-user)")
+    p.add_argument("--screenshots", metavar="OUT", help="save ward.png and patient.png as --user (headless chromium)")
+    p.add_argument("--user", default="supervisor", help="who signs in for --screenshots")
+    p.set_defaults(func=_cmd_dashboard)
     return parser
 
 
@@ -488,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRAS = {"jupyter_client": "teach", "nbclient": "teach", "nbformat": "teach", "ipykernel": "teach",
            "papermill": "test", "pytest": "test", "jupyterlab": "lab", "onnx": "deploy",
            "onnxruntime": "deploy", "onnxscript": "deploy", "fastapi": "deploy", "uvicorn": "deploy",
-           "httpx": "deploy", "panel": "deploy"}
+           "httpx": "deploy", "panel": "deploy", "bokeh": "deploy", "tornado": "deploy",
+           "playwright": "deploy"}
 
 
 def main(argv: list[str] | None = None) -> int:

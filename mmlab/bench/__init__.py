@@ -20,6 +20,7 @@ TOPICS = {
     "stress": "the wearable stress system: LOSO window and event scores, consensus vs single modality, streaming (chapter 50)",
     "emotion": "the call-centre emotion system: towers alone vs fused, per-call satisfaction; --data Emo-DB: LOSO UAR (chapter 51)",
     "maintenance": "predictive maintenance: per-modality vs fused fault F1, horizon AUROC, lead time, drift, a new sensor (chapter 53)",
+    "dashboard": "the served clinician dashboard: first render, open a patient, ack round trip; concurrent sessions, lost acks (issue 13)",
 }
 
 
