@@ -1,0 +1,441 @@
+"""Federated, privacy-preserving multimodal health monitoring across hospitals (chapter
+52_federated_health).
+
+Two levels, as the hospitals of the ``icu_ward`` scenario would run it:
+
+1. **Inside a hospital (split / vertical learning)** — one node per modality (bedside
+   vitals, nurse notes embedded with the shipped MiniLM, patient-nurse interaction audio)
+   keeps its raw data and its feature extractor and sends only embeddings to the hospital's
+   fusion server, which fuses them with attention (:class:`mmlab.fusion.deep.AttentionFusionNet`'s
+   mechanism) and returns only gradients (:class:`SplitHospital`). A patient missing a
+   modality is still scored; the attention weights are the provenance.
+2. **Across hospitals (horizontal)** — the extractors and the fusion head are federated
+   with Flower's Message API: :data:`server_app` (a :class:`flwr.serverapp.ServerApp` running
+   FedAvg or FedProx, with an audit of every reply) and :data:`client_app` (a
+   :class:`flwr.clientapp.ClientApp`: one hospital, its folder only). The same two objects
+   run as a simulation (:func:`run_federated`, ``flwr.simulation.run_simulation`` on Ray
+   sized for 2 cores) and as real processes (:func:`federation_up`: a SuperLink and one
+   SuperNode per hospital, ``mmlab federated up``).
+
+Privacy layers
+--------------
+* **DP-SGD** (Opacus) on what leaves a hospital: per-example clipping to ``max-grad-norm``
+  and Gaussian noise ``noise-multiplier * max-grad-norm``, Poisson sampling, RDP
+  accounting. Each hospital keeps its accountant's history in its ``Context.state``, so ε
+  accumulates over rounds; the server reports the **maximum** ε over hospitals each round,
+  with δ. (Window-level DP: a patient contributes several windows; group privacy multiplies ε.)
+* **Embedding privacy** inside a hospital (optional): clipping + Gaussian noise per
+  embedding row, see :mod:`mmlab.systems._federated_model` (and what it does not protect).
+* **Secure aggregation**: Flower's SecAgg+ (:func:`run_secagg`), which in flwr 1.42 exists
+  only on the legacy path (``NumPyClient`` + ``secaggplus_mod``, ``LegacyContext`` +
+  ``SecAggPlusWorkflow``); the test checks its aggregate equals plain weighted FedAvg.
+* **What crosses the wire** is audited by the server strategy (:func:`check_update`):
+  exactly one ``ArrayRecord`` with the model's parameter names and shapes, and one
+  ``MetricRecord`` with known scalar keys; anything else is rejected with a clear reason
+  and the round completes without it.
+
+Faults
+------
+A hospital that fails mid-round (simulated with ``fail-hospital``/``fail-round``) sends an
+error reply; Flower's strategy aggregates the replies that did arrive: the new-API
+``FedAvg`` samples ``min_train_nodes`` (of at least ``min_available_nodes`` connected
+nodes) and then aggregates whatever valid replies come back before ``timeout`` — there
+is no minimum number of *replies*, so the round completes with the rest. A hospital
+with one class trains normally (its AUROC is not defined and is not reported). A
+malformed update (wrong shapes) is rejected by :func:`check_update`.
+
+Dashboard table
+---------------
+:func:`dashboard_table` writes, per patient and time, the risk, its trend and the modality
+that drove it; the columns are in :data:`DASHBOARD_SCHEMA` and checked by
+:func:`check_dashboard_table`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+import mmlab
+from mmlab.errors import SchemaError
+from mmlab.systems._federated_data import (MODALITIES, HospitalData, hospital_tables, load_hospital,
+                                           write_hospitals)
+from mmlab.systems._federated_model import (HealthNet, SplitHospital, build_net, embedding_epsilon,
+                                            expected_shapes, predict, train_local)
+from mmlab.validate import check_int
+
+__all__ = ["MODALITIES", "DIMS", "HospitalData", "hospital_tables", "write_hospitals", "load_hospital",
+           "HealthNet", "SplitHospital", "build_net", "train_local", "predict", "embedding_epsilon",
+           "check_update", "fedavg", "make_server_app", "make_client_app", "server_app", "client_app",
+           "run_federated", "run_secagg", "dashboard_table", "check_dashboard_table", "DASHBOARD_SCHEMA",
+           "FederatedHealth", "federation_up", "FORMAT", "DEFAULTS", "METRIC_KEYS"]
+
+FORMAT = "mmlab-federated-health/1"
+#: Input sizes of the three modality nodes (vitals features, MiniLM, MFCC summary).
+DIMS = {"vitals": 9, "notes": 384, "audio": 52}
+#: Options of a federation (Flower run config keys); ``experiments`` is a comma-separated
+#: list of ``fedavg``, ``fedprox`` or ``dp:<noise multiplier>`` run one after another.
+DEFAULTS: dict[str, Any] = {
+    "experiments": "fedavg", "rounds": 3, "local-epochs": 3, "lr": 0.01, "hidden": 16, "batch-size": 32,
+    "proximal-mu": 0.1, "max-grad-norm": 1.0, "delta": 1e-3, "seed": 0, "hospitals": 3,
+    "fail-hospital": "", "fail-round": 0, "malformed-hospital": "", "timeout": 600.0,
+    "fraction-evaluate": 1.0, "result-path": "",
+}
+#: The only metric keys a hospital may send.
+METRIC_KEYS = ("num-examples", "train-loss", "epsilon", "delta", "hospital-index", "auroc", "positives")
+#: The columns of the dashboard table, in order, with their meaning.
+DASHBOARD_SCHEMA: dict[str, str] = {
+    "patient_id": "patient id (str)",
+    "hospital": "hospital id, H1... (str)",
+    "t_end_h": "end of the hourly window, hours since admission (float)",
+    "risk": "P(sepsis now or within the horizon) from the fused model, in [0, 1] (float)",
+    "trend": "risk minus the patient's previous window's risk; NaN for the first window (float)",
+    "driving_modality": "the present modality with the largest attention weight (str: vitals|notes|audio)",
+    **{f"attention_{m}": f"attention weight of {m}, 0 when absent; the weights of a row sum to 1 (float)"
+       for m in MODALITIES},
+    **{f"present_{m}": f"whether the {m} node had data for this window (bool)" for m in MODALITIES},
+}
+
+
+def _quiet_env() -> None:
+    for k in ("FLWR_TELEMETRY_ENABLED", "RAY_USAGE_STATS_ENABLED"):
+        os.environ.setdefault(k, "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+# --------------------------------------------------------------------------- wire checks
+def check_update(content, expected: Mapping[str, tuple], where: str = "update") -> int:
+    """Check one hospital's training reply; return the bytes of its arrays.
+
+    It must hold exactly an ``"arrays"`` ArrayRecord whose names and shapes are
+    ``expected`` (float32, finite) and a ``"metrics"`` MetricRecord whose keys are in
+    :data:`METRIC_KEYS`. Anything else raises :class:`~mmlab.errors.SchemaError` naming it.
+    """
+    from flwr.app import ArrayRecord, MetricRecord
+
+    keys = set(content.keys())
+    if keys != {"arrays", "metrics"}:
+        raise SchemaError(f"{where}: a reply must hold exactly 'arrays' and 'metrics', got {sorted(keys)}")
+    arrays, metrics = content["arrays"], content["metrics"]
+    if not isinstance(arrays, ArrayRecord) or not isinstance(metrics, MetricRecord):
+        raise SchemaError(f"{where}: 'arrays' must be an ArrayRecord and 'metrics' a MetricRecord")
+    if set(arrays.keys()) != set(expected):
+        extra, missing = sorted(set(arrays.keys()) - set(expected)), sorted(set(expected) - set(arrays.keys()))
+        raise SchemaError(f"{where}: parameter names differ from the model's (unexpected {extra}, missing {missing})")
+    nbytes = 0
+    for k, arr in arrays.items():
+        a = arr.numpy()
+        if tuple(a.shape) != tuple(expected[k]):
+            raise SchemaError(f"{where}: parameter {k!r} has shape {tuple(a.shape)}, the model's is "
+                              f"{tuple(expected[k])}: malformed update rejected")
+        if a.dtype != np.float32 or not np.isfinite(a).all():
+            raise SchemaError(f"{where}: parameter {k!r} must be finite float32, got {a.dtype}")
+        nbytes += a.nbytes
+    bad = sorted(set(metrics.keys()) - set(METRIC_KEYS))
+    if bad:
+        raise SchemaError(f"{where}: metric keys {bad} are not allowed (allowed: {list(METRIC_KEYS)})")
+    for k, v in metrics.items():
+        if not isinstance(v, (int, float)):
+            raise SchemaError(f"{where}: metric {k!r} must be a number, got {type(v).__name__}")
+    return nbytes
+
+
+def fedavg(arrays: list[list[np.ndarray]], weights) -> list[np.ndarray]:
+    """Weighted FedAvg of parameter lists (the same arrays in the same order per client)."""
+    w = np.asarray(weights, dtype=float)
+    if len(arrays) != len(w) or len(w) == 0:
+        raise SchemaError(f"fedavg: {len(arrays)} parameter lists for {len(w)} weights")
+    if (w < 0).any() or w.sum() <= 0:
+        raise SchemaError("fedavg: weights must be >= 0 with a positive sum")
+    shapes = [tuple(a.shape) for a in arrays[0]]
+    for i, ps in enumerate(arrays):
+        if [tuple(a.shape) for a in ps] != shapes:
+            raise SchemaError(f"fedavg: client {i}'s shapes {[tuple(a.shape) for a in ps]} differ from {shapes}")
+    return [sum(wi * np.asarray(ps[j], dtype=float) for wi, ps in zip(w, arrays)) / w.sum() for j in range(len(shapes))]
+
+
+def _aggregate_metrics(records, weighted_by_key: str):
+    """Weighted mean of each metric, except ``epsilon`` (the maximum over hospitals)."""
+    from flwr.app import MetricRecord
+
+    out: dict[str, float] = {}
+    ms = [next(iter(r.metric_records.values())) for r in records]
+    w = np.array([float(m[weighted_by_key]) for m in ms])
+    for k in ms[0].keys():
+        vals = np.array([float(m[k]) for m in ms])
+        if k == "epsilon":
+            out[k] = float(vals.max())
+        elif k in (weighted_by_key, "positives"):
+            out[k] = float(vals.sum())
+        elif k == "auroc":
+            ok = np.isfinite(vals) & (vals >= 0)
+            out[k] = float(np.average(vals[ok], weights=w[ok])) if ok.any() else -1.0
+        else:
+            out[k] = float(np.average(vals, weights=w)) if w.sum() > 0 else float(vals.mean())
+    return MetricRecord(out)
+
+
+def _audited(base):
+    """A strategy class ``base`` (FedAvg or FedProx) whose training replies are audited."""
+
+    class Audited(base):
+        def __init__(self, *args, expected: Mapping[str, tuple], audit: dict, **kwargs):
+            super().__init__(*args, train_metrics_aggr_fn=_aggregate_metrics,
+                             evaluate_metrics_aggr_fn=_aggregate_metrics, **kwargs)
+            self.expected, self.audit = dict(expected), audit
+            self._t = time.perf_counter()
+
+        def configure_train(self, server_round, arrays, config, grid):
+            self._t = time.perf_counter()
+            return super().configure_train(server_round, arrays, config, grid)
+
+        def aggregate_train(self, server_round, replies):
+            good = []
+            for msg in replies:
+                node = int(msg.metadata.src_node_id)
+                if msg.has_error():
+                    self.audit["failures"].append({"round": server_round, "node": node, "reason": msg.error.reason})
+                    continue
+                try:
+                    nbytes = check_update(msg.content, self.expected, where=f"round {server_round}, node {node}")
+                except SchemaError as e:
+                    self.audit["rejected"].append({"round": server_round, "node": node, "reason": str(e)})
+                    continue
+                m = msg.content["metrics"]
+                self.audit["wire"].append({
+                    "round": server_round, "node": node, "hospital": f"H{int(m['hospital-index']) + 1}",
+                    "records": sorted(msg.content.keys()),
+                    "arrays": {k: list(a.numpy().shape) for k, a in msg.content["arrays"].items()},
+                    "metrics": sorted(m.keys()), "bytes": nbytes, "epsilon": float(m["epsilon"])})
+                good.append(msg)
+            arrays, metrics = super().aggregate_train(server_round, good)
+            self.audit["round_s"].append(time.perf_counter() - self._t)
+            return arrays, metrics
+
+    Audited.__name__ = f"Audited{base.__name__}"
+    return Audited
+
+
+def _options(run_config: Mapping, options: Mapping | None) -> dict:
+    opts = {**DEFAULTS, **dict(run_config or {}), **dict(options or {})}
+    unknown = sorted(set(opts) - set(DEFAULTS))
+    if unknown:
+        raise SchemaError(f"unknown federation options {unknown}; known: {sorted(DEFAULTS)}")
+    return opts
+
+
+def _parse_experiment(name: str) -> dict:
+    name = name.strip()
+    if name in ("fedavg", "fedprox"):
+        return {"name": name, "strategy": name, "noise": 0.0}
+    if name.startswith("dp:"):
+        try:
+            noise = float(name[3:])
+        except ValueError:
+            raise SchemaError(f"experiment {name!r}: 'dp:' must be followed by a noise multiplier") from None
+        if noise <= 0:
+            raise SchemaError(f"experiment {name!r}: the noise multiplier must be > 0")
+        return {"name": name, "strategy": "fedavg", "noise": noise}
+    raise SchemaError(f"unknown experiment {name!r}; use fedavg, fedprox or dp:<noise multiplier>")
+
+
+def _state_dict_numpy(arrays) -> dict[str, np.ndarray]:
+    return {k: a.numpy().copy() for k, a in arrays.items()}
+
+
+# --------------------------------------------------------------------------- ServerApp
+def make_server_app(options: Mapping | None = None, sink: dict | None = None):
+    """The federation's :class:`~flwr.serverapp.ServerApp`.
+
+    Options are :data:`DEFAULTS`, overridden by the run config (``flwr run ... --run-config``)
+    and then by ``options``. Each experiment of ``experiments`` runs ``rounds`` rounds from
+    the same initial weights; results go into ``sink`` (a dict, for simulations in this
+    process) and, if ``result-path`` is set, to that JSON file (+ ``.npz`` weights).
+    """
+    from flwr.app import ArrayRecord, ConfigRecord, Context
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp.strategy import FedAvg, FedProx
+
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        opts = _options(context.run_config, options)
+        H = int(opts["hospitals"])
+        t0 = time.perf_counter()
+        out: dict[str, Any] = {"format": FORMAT, "options": {k: opts[k] for k in DEFAULTS}, "experiments": {}}
+        for exp in [_parse_experiment(e) for e in str(opts["experiments"]).split(",") if e.strip()]:
+            net = build_net(DIMS, int(opts["hidden"]), int(opts["seed"]))
+            audit: dict[str, list] = {"wire": [], "rejected": [], "failures": [], "round_s": []}
+            kw = dict(fraction_train=1.0, fraction_evaluate=float(opts["fraction-evaluate"]), min_train_nodes=H,
+                      min_evaluate_nodes=H if float(opts["fraction-evaluate"]) > 0 else 0, min_available_nodes=H,
+                      expected=expected_shapes(net), audit=audit)
+            if exp["strategy"] == "fedprox":
+                strategy = _audited(FedProx)(proximal_mu=float(opts["proximal-mu"]), **kw)
+            else:
+                strategy = _audited(FedAvg)(**kw)
+            cfg = ConfigRecord({"experiment": exp["name"], "local-epochs": int(opts["local-epochs"]),
+                                "lr": float(opts["lr"]), "hidden": int(opts["hidden"]),
+                                "batch-size": int(opts["batch-size"]), "seed": int(opts["seed"]),
+                                "noise-multiplier": float(exp["noise"]), "max-grad-norm": float(opts["max-grad-norm"]),
+                                "delta": float(opts["delta"]), "fail-hospital": str(opts["fail-hospital"]),
+                                "fail-round": int(opts["fail-round"]),
+                                "malformed-hospital": str(opts["malformed-hospital"]),
+                                "proximal-mu": float(opts["proximal-mu"]) if exp["strategy"] == "fedprox" else 0.0})
+            t1 = time.perf_counter()
+            result = strategy.start(grid=grid, initial_arrays=ArrayRecord(net.state_dict()),
+                                    num_rounds=int(opts["rounds"]), timeout=float(opts["timeout"]),
+                                    train_config=cfg, evaluate_config=ConfigRecord({"experiment": exp["name"]}))
+            out["experiments"][exp["name"]] = {
+                "state_dict": _state_dict_numpy(result.arrays),
+                "train_metrics": {int(r): dict(m) for r, m in result.train_metrics_clientapp.items()},
+                "evaluate_metrics": {int(r): dict(m) for r, m in result.evaluate_metrics_clientapp.items()},
+                "epsilon": [float(result.train_metrics_clientapp[r]["epsilon"])
+                            for r in sorted(result.train_metrics_clientapp)],
+                "delta": float(opts["delta"]), "audit": audit, "wall_s": time.perf_counter() - t1}
+        out["wall_s"] = time.perf_counter() - t0
+        if sink is not None:
+            sink.update(out)
+        if opts["result-path"]:
+            _write_result(out, Path(str(opts["result-path"])))
+
+    return app
+
+
+def _write_result(out: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{e}/{k}": v for e, r in out["experiments"].items() for k, v in r["state_dict"].items()}
+    np.savez(path.with_suffix(".npz"), **arrays)
+    slim = {**out, "experiments": {e: {k: v for k, v in r.items() if k != "state_dict"}
+                                   for e, r in out["experiments"].items()}}
+    path.write_text(json.dumps(slim, indent=1, default=float))
+
+
+# --------------------------------------------------------------------------- ClientApp
+_DATA_CACHE: dict[str, HospitalData] = {}
+
+
+def _hospital(context, data_root: str | None) -> HospitalData:
+    folder = context.node_config.get("data-dir")
+    if not folder:
+        if not data_root:
+            raise SchemaError("this SuperNode has no hospital folder: start it with --node-config "
+                              "\"data-dir='<folder>'\" (or give make_client_app a data_root)")
+        folder = str(Path(data_root) / f"H{int(context.node_config['partition-id']) + 1}")
+    if folder not in _DATA_CACHE:
+        _DATA_CACHE[folder] = load_hospital(folder)
+    return _DATA_CACHE[folder]
+
+
+def make_client_app(data_root: str | None = None):
+    """The hospital :class:`~flwr.clientapp.ClientApp`.
+
+    Its data is the folder in the node config ``data-dir`` (deployment: each SuperNode
+    sees only its own hospital), else ``<data_root>/H<partition-id + 1>`` (simulation).
+    """
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        cfg = msg.content["config"]
+        data = _hospital(context, data_root)
+        rnd = int(cfg["server-round"])
+        if cfg["fail-hospital"] == data.hospital and int(cfg["fail-round"]) == rnd:
+            raise RuntimeError(f"hospital {data.hospital} dropped out in round {rnd} (simulated fault)")
+        net = build_net(data.dims, int(cfg["hidden"]), int(cfg["seed"]))
+        net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        noise = float(cfg["noise-multiplier"])
+        key = f"dp/{cfg['experiment']}"
+        dp = hist = None
+        if noise > 0:
+            dp = {"noise_multiplier": noise, "max_grad_norm": float(cfg["max-grad-norm"]), "delta": float(cfg["delta"])}
+            if key in context.state:
+                flat = list(context.state[key]["history"])
+                hist = [flat[i:i + 3] for i in range(0, len(flat), 3)]
+        seed = int(cfg["seed"]) * 1000 + 10 * rnd + int(data.hospital[1:])
+        res = train_local(net, data, epochs=int(cfg["local-epochs"]), lr=float(cfg["lr"]),
+                          batch_size=int(cfg["batch-size"]), seed=seed, mu=float(cfg["proximal-mu"]), dp=dp,
+                          dp_history=hist)
+        if dp is not None:
+            context.state[key] = ConfigRecord({"history": [float(v) for h in res["history"] for v in h]})
+        sd = net.state_dict()
+        if cfg["malformed-hospital"] == data.hospital:
+            k0 = next(iter(sd))
+            sd[k0] = sd[k0][..., :-1].clone()
+        rows = data.rows("train")
+        metrics = MetricRecord({"num-examples": int(res["n"]), "train-loss": float(res["loss"]),
+                                "epsilon": float(res.get("epsilon", 0.0)), "delta": float(cfg["delta"]),
+                                "hospital-index": int(data.hospital[1:]) - 1,
+                                "positives": int(data.y[rows].sum())})
+        return Message(RecordDict({"arrays": ArrayRecord({k: v.detach().contiguous() for k, v in sd.items()}),
+                                   "metrics": metrics}), reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        from sklearn.metrics import roc_auc_score
+
+        data = _hospital(context, data_root)
+        sd = msg.content["arrays"].to_torch_state_dict()
+        net = HealthNet([data.dims[m] for m in MODALITIES], hidden=int(sd["score.0.weight"].shape[0]))
+        net.load_state_dict(sd)
+        rows = data.rows("test")
+        p, _ = predict(net, data, rows)
+        y = data.y[rows]
+        auroc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else -1.0
+        return Message(RecordDict({"metrics": MetricRecord({"num-examples": int(len(rows)), "auroc": auroc})}),
+                       reply_to=msg)
+
+    return app
+
+
+def __getattr__(name: str):
+    """``server_app`` / ``client_app``: the apps Flower's deployment engine loads
+    (``mmlab.systems.federated:server_app``), built on first use so that importing this
+    module does not import flwr."""
+    if name == "server_app":
+        globals()[name] = make_server_app()
+        return globals()[name]
+    if name == "client_app":
+        globals()[name] = make_client_app()
+        return globals()[name]
+    raise AttributeError(f"module 'mmlab.systems.federated' has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------- simulation
+def backend_config(n_cpus: int = 2) -> dict:
+    """Ray backend sized for a small machine: ``n_cpus`` for Ray, one CPU per ClientApp."""
+    return {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": {"num_cpus": int(n_cpus)}}
+
+
+def run_federated(data_root: str | Path, options: Mapping | None = None, n_cpus: int = 2) -> dict:
+    """Run the federation as a Flower simulation (``run_simulation``, Ray) over the hospital
+    folders under ``data_root``; returns the server's results (see :func:`make_server_app`)."""
+    _quiet_env()
+    from flwr.simulation import run_simulation
+
+    data_root = Path(data_root)
+    hospitals = sorted(p.name for p in data_root.iterdir() if (p / "data.npz").is_file())
+    if not hospitals:
+        raise SchemaError(f"{data_root} holds no hospital folders (write them with write_hospitals)")
+    opts = {**dict(options or {}), "hospitals": len(hospitals)}
+    sink: dict = {}
+    t0 = time.perf_counter()
+    import logging
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    run_simulation(server_app=make_server_app(opts, sink), client_app=make_client_app(str(data_root)),
+                   num_supernodes=len(hospitals), backend_config=backend_config(n_cpus))
+    if "experiments" not in sink:
+        raise SchemaError("the federation did not finish (the ServerApp raised; see Flower's log above)")
+    sink["run_s"] = time.perf_counter() - t0
+    return sink
