@@ -439,3 +439,95 @@ def run_federated(data_root: str | Path, options: Mapping | None = None, n_cpus:
         raise SchemaError("the federation did not finish (the ServerApp raised; see Flower's log above)")
     sink["run_s"] = time.perf_counter() - t0
     return sink
+
+
+# --------------------------------------------------------------------------- secure aggregation
+def _secagg_local_update(data: HospitalData, init: list[np.ndarray], opts: Mapping) -> list[np.ndarray]:
+    """One hospital's deterministic local update from ``init`` (used by the SecAgg+ client
+    and, in this process, by the plain-FedAvg reference)."""
+    import torch
+
+    net = build_net(data.dims, int(opts["hidden"]), int(opts["seed"]))
+    keys = list(net.state_dict())
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in zip(keys, init)})
+    train_local(net, data, epochs=int(opts["local-epochs"]), lr=float(opts["lr"]), batch_size=int(opts["batch-size"]),
+                seed=int(opts["seed"]) * 1000 + int(data.hospital[1:]))
+    return [v.detach().numpy().copy() for v in net.state_dict().values()]
+
+
+def run_secagg(data_root: str | Path, options: Mapping | None = None, n_cpus: int = 2) -> dict:
+    """One round of FedAvg under Flower's SecAgg+ (simulation), compared with plain weighted
+    FedAvg of the same local updates computed here.
+
+    SecAgg+ in flwr 1.42 runs on the legacy path: a ``NumPyClient`` behind ``secaggplus_mod``
+    and a ``LegacyContext`` + ``DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))``. The
+    server only ever sees masked, quantised vectors and their sum. Returns ``max_abs_diff``,
+    ``equal`` (within ``atol``: the quantisation step), the aggregate, and ``wall_s``.
+    """
+    _quiet_env()
+    from flwr.client import NumPyClient
+    from flwr.client.mod import secaggplus_mod
+    from flwr.clientapp import ClientApp
+    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.strategy import FedAvg as LegacyFedAvg
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    opts = _options({}, options)
+    data_root = Path(data_root)
+    hospitals = sorted((p.name for p in data_root.iterdir() if (p / "data.npz").is_file()), key=lambda s: (len(s), s))
+    H = len(hospitals)
+    if H < 3:
+        raise SchemaError(f"SecAgg+ needs at least 3 hospitals, {data_root} has {H}")
+    init = [v.numpy().copy() for v in build_net(DIMS, int(opts["hidden"]), int(opts["seed"])).state_dict().values()]
+    datas = [load_hospital(data_root / h) for h in hospitals]
+    max_weight = float(max(d.rows("train").size for d in datas) + 1)
+    sink: dict = {}
+
+    class _Hospital(NumPyClient):
+        def __init__(self, folder: str):
+            self.folder = folder
+
+        def fit(self, parameters, config):
+            data = load_hospital(self.folder)
+            return _secagg_local_update(data, parameters, opts), int(data.rows("train").size), {}
+
+    def client_fn(context):
+        return _Hospital(str(data_root / f"H{int(context.node_config['partition-id']) + 1}")).to_client()
+
+    class _Capture(LegacyFedAvg):
+        def aggregate_fit(self, server_round, results, failures):
+            params, metrics = super().aggregate_fit(server_round, results, failures)
+            sink["aggregate"] = parameters_to_ndarrays(params)
+            sink["failures"] = len(failures)
+            return params, metrics
+
+    server = ServerApp()
+
+    @server.main()
+    def main(grid, context) -> None:
+        strategy = _Capture(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=H, min_available_clients=H,
+                            initial_parameters=ndarrays_to_parameters(init))
+        ctx = LegacyContext(context=context, config=ServerConfig(num_rounds=1), strategy=strategy)
+        DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(num_shares=H, reconstruction_threshold=H - 1,
+                                                        max_weight=max_weight))(grid, ctx)
+
+    import logging
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    run_simulation(server_app=server, client_app=ClientApp(client_fn=client_fn, mods=[secaggplus_mod]),
+                   num_supernodes=H, backend_config=backend_config(n_cpus))
+    wall = time.perf_counter() - t0
+    if "aggregate" not in sink:
+        raise SchemaError("SecAgg+ did not produce an aggregate (see Flower's log above)")
+    updates = [_secagg_local_update(d, init, opts) for d in datas]
+    plain = fedavg(updates, [d.rows("train").size for d in datas])
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(sink["aggregate"], plain))
+    # SecAgg+ quantises each value to 2**22 levels over [-8, 8] (default clipping range):
+    # a step of 16 / 2**22 ~ 4e-6 per client, so sums of H clients agree to ~H steps.
+    atol = 1e-4
+    return {"max_abs_diff": diff, "equal": bool(diff <= atol), "atol": atol, "aggregate": sink["aggregate"],
+            "fedavg": plain, "failures": sink["failures"], "wall_s": wall}
