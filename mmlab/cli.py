@@ -5,8 +5,9 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,federated} [--json]
     mmlab stress {train,evaluate,stream} ...
+    mmlab federated up --hospitals N [--rounds R] [--json]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 ``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);

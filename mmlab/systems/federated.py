@@ -75,13 +75,15 @@ __all__ = ["MODALITIES", "DIMS", "HospitalData", "hospital_tables", "write_hospi
            "HealthNet", "SplitHospital", "build_net", "train_local", "predict", "embedding_epsilon",
            "check_update", "fedavg", "make_server_app", "make_client_app", "server_app", "client_app",
            "run_federated", "run_secagg", "dashboard_table", "check_dashboard_table", "DASHBOARD_SCHEMA",
-           "FederatedHealth", "federation_up", "FORMAT", "DEFAULTS", "METRIC_KEYS"]
+           "pool", "net_from_state", "auroc", "prepare", "federation_up", "FORMAT", "DEFAULTS", "METRIC_KEYS"]
 
 FORMAT = "mmlab-federated-health/1"
 #: Input sizes of the three modality nodes (vitals features, MiniLM, MFCC summary).
 DIMS = {"vitals": 9, "notes": 384, "audio": 52}
 #: Options of a federation (Flower run config keys); ``experiments`` is a comma-separated
 #: list of ``fedavg``, ``fedprox`` or ``dp:<noise multiplier>`` run one after another.
+#: Faults for tests and the chapter: in round ``fail-round``, ``fail-hospital`` (e.g. "H2")
+#: raises instead of replying and ``malformed-hospital`` replies with a wrongly shaped array.
 DEFAULTS: dict[str, Any] = {
     "experiments": "fedavg", "rounds": 3, "local-epochs": 3, "lr": 0.01, "hidden": 16, "batch-size": 32,
     "proximal-mu": 0.1, "max-grad-norm": 1.0, "delta": 1e-3, "seed": 0, "hospitals": 3,
@@ -201,7 +203,8 @@ def _audited(base):
             for msg in replies:
                 node = int(msg.metadata.src_node_id)
                 if msg.has_error():
-                    self.audit["failures"].append({"round": server_round, "node": node, "reason": msg.error.reason})
+                    self.audit["failures"].append({"round": server_round, "node": node,
+                                                   "reason": _short_reason(msg.error.reason)})
                     continue
                 try:
                     nbytes = check_update(msg.content, self.expected, where=f"round {server_round}, node {node}")
@@ -221,6 +224,14 @@ def _audited(base):
 
     Audited.__name__ = f"Audited{base.__name__}"
     return Audited
+
+
+def _short_reason(reason: str | None) -> str:
+    """The last line of a ClientApp's error (Ray wraps it in its own traceback)."""
+    text = str(reason or "")
+    if "Message: " in text:
+        text = text.rsplit("Message: ", 1)[1]
+    return text.strip().strip("'>").splitlines()[-1] if text.strip() else "unknown error"
 
 
 def _options(run_config: Mapping, options: Mapping | None) -> dict:
@@ -369,7 +380,7 @@ def make_client_app(data_root: str | None = None):
         if dp is not None:
             context.state[key] = ConfigRecord({"history": [float(v) for h in res["history"] for v in h]})
         sd = net.state_dict()
-        if cfg["malformed-hospital"] == data.hospital:
+        if cfg["malformed-hospital"] == data.hospital and int(cfg["fail-round"]) == rnd:
             k0 = next(iter(sd))
             sd[k0] = sd[k0][..., :-1].clone()
         rows = data.rows("train")
@@ -531,3 +542,100 @@ def run_secagg(data_root: str | Path, options: Mapping | None = None, n_cpus: in
     atol = 1e-4
     return {"max_abs_diff": diff, "equal": bool(diff <= atol), "atol": atol, "aggregate": sink["aggregate"],
             "fedavg": plain, "failures": sink["failures"], "wall_s": wall}
+
+
+# --------------------------------------------------------------------------- evaluation and outputs
+def pool(datas: Mapping[str, HospitalData] | list[HospitalData], name: str = "pooled") -> HospitalData:
+    """All hospitals' rows in one table (the centralised baseline that hospitals cannot do)."""
+    ds = list(datas.values()) if isinstance(datas, Mapping) else list(datas)
+    if not ds:
+        raise SchemaError("pool: no hospitals")
+    cat = np.concatenate
+    return HospitalData(name, {m: cat([d.X[m] for d in ds]) for m in MODALITIES},
+                        {m: cat([d.present[m] for d in ds]) for m in MODALITIES}, cat([d.y for d in ds]),
+                        cat([d.patient for d in ds]), cat([d.t_end_h for d in ds]), cat([d.train for d in ds]),
+                        {"hospitals": [d.hospital for d in ds]})
+
+
+def net_from_state(state_dict: Mapping[str, np.ndarray]) -> HealthNet:
+    """A :class:`HealthNet` holding the weights ``state_dict`` (e.g. a federation's result)."""
+    import torch
+
+    sd = {k: torch.as_tensor(np.asarray(v)) for k, v in state_dict.items()}
+    if "score.0.weight" not in sd:
+        raise SchemaError(f"not a HealthNet state dict (keys {sorted(sd)[:4]}...)")
+    net = HealthNet([int(sd[f"enc.{k}.0.weight"].shape[1]) for k in range(len(MODALITIES))],
+                    hidden=int(sd["score.0.weight"].shape[0]))
+    net.load_state_dict(sd)
+    return net
+
+
+def auroc(net: HealthNet, data: HospitalData, which: str = "test", absent: str | None = None) -> float:
+    """AUROC of ``net`` on ``data``'s ``which`` rows (NaN with one class); ``absent`` hides a
+    modality node for every row."""
+    from sklearn.metrics import roc_auc_score
+
+    if absent is not None:
+        data = HospitalData(data.hospital, data.X, {**data.present, absent: np.zeros(data.n, bool)}, data.y,
+                            data.patient, data.t_end_h, data.train, data.meta)
+    rows = data.rows(which)
+    y = data.y[rows]
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, predict(net, data, rows)[0]))
+
+
+def dashboard_table(net: HealthNet, data: HospitalData, which: str = "all") -> pd.DataFrame:
+    """Per patient and hourly window: risk, trend, driving modality (provenance) and the
+    attention weights; columns and meaning in :data:`DASHBOARD_SCHEMA`."""
+    rows = data.rows(which)
+    p, alpha = predict(net, data, rows)
+    df = pd.DataFrame({"patient_id": data.patient[rows].astype(str), "hospital": data.hospital,
+                       "t_end_h": data.t_end_h[rows].astype(float), "risk": p})
+    df = df.sort_values(["patient_id", "t_end_h"], kind="stable")
+    order = df.index.to_numpy()
+    df["trend"] = df.groupby("patient_id")["risk"].diff()
+    a = alpha[order]
+    pres = np.stack([data.present[m][rows][order] for m in MODALITIES], axis=1)
+    drive = np.where(pres.any(1), np.argmax(np.where(pres, a, -1.0), axis=1), -1)
+    df["driving_modality"] = [MODALITIES[k] if k >= 0 else "" for k in drive]
+    for k, m in enumerate(MODALITIES):
+        df[f"attention_{m}"] = a[:, k]
+    for k, m in enumerate(MODALITIES):
+        df[f"present_{m}"] = pres[:, k]
+    return df.reset_index(drop=True)[list(DASHBOARD_SCHEMA)]
+
+
+def check_dashboard_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Raise :class:`~mmlab.errors.SchemaError` unless ``df`` follows :data:`DASHBOARD_SCHEMA`
+    (columns in order, risk in [0, 1], weights of a row summing to 1 and 0 where absent)."""
+    cols = list(df.columns)
+    if cols != list(DASHBOARD_SCHEMA):
+        raise SchemaError(f"dashboard table: columns {cols} differ from DASHBOARD_SCHEMA {list(DASHBOARD_SCHEMA)}")
+    r = df["risk"].to_numpy(float)
+    if not ((r >= 0) & (r <= 1)).all():
+        raise SchemaError("dashboard table: risk must lie in [0, 1]")
+    a = df[[f"attention_{m}" for m in MODALITIES]].to_numpy(float)
+    pres = df[[f"present_{m}" for m in MODALITIES]].to_numpy(bool)
+    if np.abs(a[~pres]).max(initial=0.0) > 0:
+        raise SchemaError("dashboard table: an absent modality has a non-zero attention weight")
+    if not np.allclose(a.sum(1)[pres.any(1)], 1.0, atol=1e-5):
+        raise SchemaError("dashboard table: the attention weights of a row must sum to 1")
+    bad = set(df["driving_modality"]) - set(MODALITIES) - {""}
+    if bad:
+        raise SchemaError(f"dashboard table: unknown driving modalities {sorted(bad)}")
+    return df
+
+
+def prepare(n_patients: int = 60, seed: int = 0, folder: str | Path | None = None, fast: bool = True,
+            text: bool = True, **knobs) -> tuple[dict[str, HospitalData], Path]:
+    """Generate an ``icu_ward`` cohort, build each hospital's tables and write one folder per
+    hospital under ``folder`` (a new temporary folder by default): ``(tables, folder)``."""
+    from mmlab.synth import make_cohort
+
+    n_patients = check_int(n_patients, "n_patients", low=3)
+    cohort = make_cohort("icu_ward", n_patients, seed=seed, fast=fast, **knobs)
+    tables = hospital_tables(cohort, seed=seed, text=text)
+    folder = Path(tempfile.mkdtemp(prefix="mmlab-hospitals-")) if folder is None else Path(folder)
+    write_hospitals(tables, folder)
+    return tables, folder
