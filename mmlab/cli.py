@@ -228,6 +228,42 @@ def _jsonable_default(value):
     return str(value)
 
 
+# --------------------------------------------------------------------------- federated
+def _cmd_federated_up(args: argparse.Namespace) -> int:
+    from mmlab.systems.federated import federation_up
+
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"mmlab federated: {msg}", file=sys.stderr,
+                                                                   flush=True))
+    options = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise MMLabError(f"--set {item!r}: use KEY=VALUE (keys: see mmlab.systems.federated.DEFAULTS)")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    res = federation_up(hospitals=args.hospitals, rounds=args.rounds, experiments=args.experiments,
+                        subjects=args.subjects, seed=args.seed, workdir=args.workdir, timeout=args.timeout,
+                        options=options, progress=say)
+    summary = {"run_id": res.get("run_id"), "hospitals": args.hospitals, "rounds": args.rounds,
+               "wall_s": round(res["wall_s"], 2), "processes": res["processes"],
+               "killed": res["killed"], "left_running": res["left_running"], "workdir": res["workdir"]}
+    for name, r in res.get("experiments", {}).items():
+        ev = r.get("evaluate_metrics", {})
+        last = ev[max(ev, key=int)] if ev else {}
+        summary[name] = {"auroc_by_round": {k: round(v["auroc"], 4) for k, v in ev.items()},
+                         "epsilon": r.get("epsilon"), "failures": len(r["audit"]["failures"]),
+                         "rejected": len(r["audit"]["rejected"]), "auroc_last": last.get("auroc")}
+    if args.json:
+        _print_json(summary)
+    else:
+        from mmlab import bench
+
+        print(bench.format_result("federated up", summary).replace("mmlab bench ", "mmlab ", 1))
+    return 0 if not res["left_running"] else 1
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
@@ -293,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data_fetch)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("topic", help="data, features, contrastive or fusion (see mmlab.bench.TOPICS)")
+    p.add_argument("topic", help="data, features, contrastive, fusion, stress or federated (see mmlab.bench.TOPICS)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--subjects", type=int)
     p.add_argument("--seed", type=int)
@@ -330,6 +366,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=_positive_seconds, default=1.0, help="seconds of data per chunk")
     p.add_argument("--windows", action="store_true", help="print every decided window too")
     p.set_defaults(func=_cmd_stress_stream)
+
+    fed = sub.add_parser("federated", help="federated health monitoring across hospitals (chapter 52)").add_subparsers(
+        dest="federated_command", required=True)
+    p = fed.add_parser("up", help="a SuperLink + one SuperNode per hospital on localhost: run, then shut down")
+    p.add_argument("--hospitals", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--experiments", default="fedavg", help="comma-separated: fedavg, fedprox, dp:<noise multiplier>")
+    p.add_argument("--subjects", type=int, help="patients in the synthetic icu_ward cohort (default 8 per hospital)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", help="folder for hospital data, app, logs and result (default: a new temporary one)")
+    p.add_argument("--timeout", type=_positive_seconds, default=900.0, help="seconds to wait for the run")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a federation option, e.g. --set local-epochs=1 --set fraction-evaluate=0")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_cmd_federated_up)
     return parser
 
 

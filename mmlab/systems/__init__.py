@@ -16,4 +16,10 @@ Modules
     present, per-person calibration, per-modality detectors and a fused model, consensus
     alerts; batch, streaming (same results), save/load, leave-one-subject-out evaluation
     at window and event level (``mmlab stress ...``, ``mmlab bench stress``).
+:mod:`mmlab.systems.federated`
+    Federated, privacy-preserving sepsis monitoring across hospitals (chapter 52): split
+    learning across modality nodes with attention fusion inside a hospital, Flower
+    FedAvg/FedProx across hospitals (simulation and deployment engine), Opacus DP-SGD,
+    SecAgg+, a dashboard table with provenance (``mmlab federated up``,
+    ``mmlab bench federated``).
 """

@@ -75,7 +75,7 @@ __all__ = ["MODALITIES", "DIMS", "HospitalData", "hospital_tables", "write_hospi
            "HealthNet", "SplitHospital", "build_net", "train_local", "predict", "embedding_epsilon",
            "check_update", "fedavg", "make_server_app", "make_client_app", "server_app", "client_app",
            "run_federated", "run_secagg", "dashboard_table", "check_dashboard_table", "DASHBOARD_SCHEMA",
-           "pool", "net_from_state", "auroc", "prepare", "federation_up", "FORMAT", "DEFAULTS", "METRIC_KEYS"]
+           "pool", "net_from_state", "auroc", "prepare", "federation_up", "FederatedHealth", "write_flower_app", "FORMAT", "DEFAULTS", "METRIC_KEYS"]
 
 FORMAT = "mmlab-federated-health/1"
 #: Input sizes of the three modality nodes (vitals features, MiniLM, MFCC summary).
@@ -639,3 +639,305 @@ def prepare(n_patients: int = 60, seed: int = 0, folder: str | Path | None = Non
     folder = Path(tempfile.mkdtemp(prefix="mmlab-hospitals-")) if folder is None else Path(folder)
     write_hospitals(tables, folder)
     return tables, folder
+
+
+# --------------------------------------------------------------------------- deployment engine
+_APP_TOML = """[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "mmlab-federated-health"
+version = "1.0.0"
+description = "mmlab: federated multimodal health monitoring (chapter 52)"
+license = "MIT"
+dependencies = []
+
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+
+[tool.flwr.app]
+publisher = "mmlab"
+
+[tool.flwr.app.components]
+serverapp = "mmlab.systems.federated:server_app"
+clientapp = "mmlab.systems.federated:client_app"
+
+[tool.flwr.app.config]
+"""
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(str(v))
+
+
+def write_flower_app(folder: str | Path) -> Path:
+    """A Flower App folder (``pyproject.toml`` only) whose components are this module's
+    :data:`server_app` / :data:`client_app` and whose run config is :data:`DEFAULTS`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    body = _APP_TOML + "".join(f"{k} = {_toml_value(v)}\n" for k, v in DEFAULTS.items())
+    (folder / "pyproject.toml").write_text(body)
+    return folder
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float, proc) -> None:
+    import socket
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SchemaError(f"a Flower process exited early (code {proc.returncode}); see its log")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SchemaError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (Linux /proc), children first found first."""
+    kids: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(p.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _stop(procs: list, grace: float = 15.0) -> tuple[list[int], list[int]]:
+    """Stop the processes we started and everything they started (SIGTERM, then SIGKILL
+    after ``grace`` seconds): ``(ids that needed SIGKILL, ids still running after it)``."""
+    import signal
+
+    pids = []
+    for p in procs:
+        pids += [p.pid] + _descendants(p.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    end = time.monotonic() + grace
+    while time.monotonic() < end and any(_alive(pid) for pid in pids):
+        for p in procs:
+            p.poll()
+        time.sleep(0.2)
+    killed = []
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - reported below
+            pass
+    time.sleep(0.5 if killed else 0.0)
+    return killed, [pid for pid in pids if _alive(pid)]
+
+
+def federation_up(hospitals: int = 3, rounds: int = 2, experiments: str = "fedavg", subjects: int | None = None,
+                  seed: int = 0, workdir: str | Path | None = None, timeout: float = 900.0,
+                  options: Mapping | None = None, progress=None) -> dict:
+    """Run the federation on Flower's deployment engine, as real sites would, on localhost.
+
+    Writes each hospital's folder, starts a SuperLink (``flower-superlink --insecure``) and one
+    SuperNode per hospital (``flower-supernode``, node config ``data-dir`` = that hospital's
+    folder only) as separate processes, submits the app with ``flwr run`` (a Flower
+    configuration in ``<workdir>/flwr``), waits for the ServerApp's result file, then stops
+    every process it started (and their children) — also on error. Runtime dependency
+    installation is disabled (``FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1``); telemetry
+    off. Returns the server's results (without weights) plus ``processes``, ``killed`` (ids
+    that ignored SIGTERM for 15 s), ``left_running`` (ids alive after SIGKILL: empty), ``workdir`` and ``wall_s``.
+    """
+    import subprocess
+    import sys
+
+    hospitals = check_int(hospitals, "hospitals", low=2, high=20)
+    rounds = check_int(rounds, "rounds", low=1)
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="mmlab-federation-")) if workdir is None else Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    prev = None if hospitals == 3 else [0.3]
+    say(f"preparing {hospitals} hospital folders in {work / 'hospitals'}")
+    prepare(subjects or 8 * hospitals, seed=seed, folder=work / "hospitals", n_hospitals=hospitals,
+            **({} if prev is None else {"prevalence": prev}))
+    app = write_flower_app(work / "app")
+    home = work / "flwr"
+    home.mkdir(exist_ok=True)
+    link = _free_port()
+    (home / "config.toml").write_text(f'[superlink]\ndefault = "mmlab"\n\n[superlink.mmlab]\n'
+                                      f'address = "127.0.0.1:{link}"\ninsecure = true\n')
+    bindir = str(Path(sys.executable).parent)
+    root = str(Path(mmlab.__file__).resolve().parent.parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+           "PYTHONPATH": root + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
+           "FLWR_HOME": str(home), "FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0",
+           "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    result_path = work / "result.json"
+    procs: list = []
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    out: dict[str, Any] = {}
+    try:
+        say(f"starting the SuperLink on 127.0.0.1:{link}")
+        sl = subprocess.Popen([str(Path(bindir) / "flower-superlink"), "--insecure", "--port", str(link)],
+                              env=env, cwd=work, stdout=open(logs / "superlink.log", "w"), stderr=subprocess.STDOUT)
+        procs.append(sl)
+        _wait_port(link, 60, sl)
+        for k in range(1, hospitals + 1):
+            say(f"starting the SuperNode of hospital H{k} (sees only {work / 'hospitals' / f'H{k}'})")
+            procs.append(subprocess.Popen(
+                [str(Path(bindir) / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{link}",
+                 "--port", str(_free_port()), "--node-config", f"data-dir='{work / 'hospitals' / f'H{k}'}'"],
+                env=env, cwd=work, stdout=open(logs / f"supernode_H{k}.log", "w"), stderr=subprocess.STDOUT))
+        overrides = {**dict(options or {}), "rounds": rounds, "experiments": experiments, "hospitals": hospitals,
+                     "seed": seed, "result-path": str(result_path)}
+        _options({}, overrides)  # unknown keys are an error before anything is submitted
+        cfg = " ".join(f"{k}={_toml_value(v)}" for k, v in overrides.items())
+        say("submitting the app with flwr run")
+        run = subprocess.run([str(Path(bindir) / "flwr"), "run", str(app), "mmlab", "--run-config", cfg,
+                              "--format", "json"], env=env, cwd=work, capture_output=True, text=True, timeout=120)
+        try:
+            submitted = json.loads(run.stdout[run.stdout.index("{"):])
+        except ValueError:
+            submitted = {"success": False, "error-message": run.stdout + run.stderr}
+        if not submitted.get("success"):
+            raise SchemaError(f"flwr run failed: {submitted.get('error-message', submitted)}")
+        say(f"run {submitted['run-id']} started; waiting for the result")
+        end = time.monotonic() + timeout
+        while not result_path.is_file():
+            if time.monotonic() > end:
+                raise SchemaError(f"the federation did not finish within {timeout:.0f} s (logs in {logs})")
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                raise SchemaError(f"a Flower process exited during the run (logs in {logs})")
+            time.sleep(1.0)
+        time.sleep(0.5)
+        out = json.loads(result_path.read_text())
+        out["run_id"] = submitted["run-id"]
+    finally:
+        say("stopping the SuperNodes and the SuperLink")
+        out["processes"] = len(procs)
+        out["killed"], out["left_running"] = _stop(procs[::-1])
+    out["workdir"] = str(work)
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+# --------------------------------------------------------------------------- the system object
+class FederatedHealth:
+    """The federated sepsis monitor as one object: ``fit`` runs the federation (simulation),
+    ``predict_proba`` / ``dashboard`` score a hospital's table, ``save`` / ``load`` a
+    versioned folder (``manifest.json`` + ``weights.npz``; another format or mmlab version
+    is a clear error).
+
+    ``options`` are federation options (:data:`DEFAULTS`); ``experiment`` chooses which of
+    them becomes the model (default: the first).
+    """
+
+    def __init__(self, options: Mapping | None = None, experiment: str | None = None):
+        self.options = dict(options or {})
+        self.experiment = experiment
+
+    def fit(self, data_root: str | Path) -> "FederatedHealth":
+        res = run_federated(data_root, self.options)
+        name = self.experiment or next(iter(res["experiments"]))
+        if name not in res["experiments"]:
+            raise SchemaError(f"experiment {name!r} was not run; ran {sorted(res['experiments'])}")
+        r = res["experiments"][name]
+        return self._set(r["state_dict"], {"experiment": name, "epsilon": r["epsilon"][-1] if r["epsilon"] else 0.0,
+                                           "delta": r["delta"], "rounds": len(r["epsilon"])})
+
+    def _set(self, state_dict: Mapping, info: dict) -> "FederatedHealth":
+        self.net_ = net_from_state(state_dict)
+        self.state_dict_ = {k: np.asarray(v) for k, v in state_dict.items()}
+        self.info_ = dict(info)
+        return self
+
+    @classmethod
+    def from_result(cls, result: Mapping, experiment: str = "fedavg") -> "FederatedHealth":
+        """The model of one experiment of a :func:`run_federated` result."""
+        r = result["experiments"][experiment]
+        return cls(result.get("options"), experiment)._set(
+            r["state_dict"], {"experiment": experiment, "epsilon": r["epsilon"][-1] if r["epsilon"] else 0.0,
+                              "delta": r["delta"], "rounds": len(r["epsilon"])})
+
+    def _fitted(self) -> HealthNet:
+        if not hasattr(self, "net_"):
+            raise SchemaError("FederatedHealth is not fitted: call fit() or load() first")
+        return self.net_
+
+    def predict_proba(self, data: HospitalData, which: str = "all") -> np.ndarray:
+        """``(n, 2)``: P(no sepsis), P(sepsis) for ``which`` rows."""
+        p, _ = predict(self._fitted(), data, data.rows(which))
+        return np.stack([1 - p, p], axis=1)
+
+    def dashboard(self, data: HospitalData, which: str = "all") -> pd.DataFrame:
+        return dashboard_table(self._fitted(), data, which)
+
+    def save(self, folder: str | Path) -> Path:
+        self._fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / "weights.npz", **self.state_dict_)
+        manifest = {"format": FORMAT, "mmlab_version": mmlab.__version__, "modalities": list(MODALITIES),
+                    "dims": [int(self.state_dict_[f"enc.{k}.0.weight"].shape[1]) for k in range(len(MODALITIES))],
+                    "hidden": int(self.state_dict_["score.0.weight"].shape[0]), "classes": ["no_sepsis", "sepsis"],
+                    "dashboard_columns": list(DASHBOARD_SCHEMA), **self.info_}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, default=float))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "FederatedHealth":
+        folder = Path(folder)
+        mf = folder / "manifest.json"
+        if not mf.is_file():
+            raise SchemaError(f"{folder} has no manifest.json: not a saved FederatedHealth model")
+        manifest = json.loads(mf.read_text())
+        if manifest.get("format") != FORMAT:
+            raise SchemaError(f"{folder} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
+        if manifest.get("mmlab_version") != mmlab.__version__:
+            raise SchemaError(f"{folder} was saved by mmlab {manifest.get('mmlab_version')}, this is "
+                              f"mmlab {mmlab.__version__}: retrain it")
+        with np.load(folder / "weights.npz") as z:
+            sd = {k: z[k] for k in z.files}
+        info = {k: manifest[k] for k in ("experiment", "epsilon", "delta", "rounds") if k in manifest}
+        return cls(None, manifest.get("experiment"))._set(sd, info)
