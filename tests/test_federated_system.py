@@ -19,7 +19,8 @@ def planted(n=240, seed=0, hospital="H1", absent_audio=0.3) -> HospitalData:
     """A hospital whose label is planted in vitals feature 0 (+ a weaker copy in audio)."""
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.3).astype(int)
-    X = {"vitals": rng.normal(size=(n, 9)).astype(np.float32), "notes": (0.05 * rng.normal(size=(n, 384))).astype(np.float32),
+    X = {"vitals": rng.normal(size=(n, 9)).astype(np.float32),
+         "notes": (0.05 * rng.normal(size=(n, 384))).astype(np.float32),
          "audio": rng.normal(size=(n, 52)).astype(np.float32)}
     X["vitals"][:, 0] += 2.5 * y
     X["audio"][:, 0] += 1.0 * y
@@ -165,6 +166,17 @@ def test_hospital_tables_bad_input_is_clear():
         F.hospital_tables(Cohort([Recording("S01")]))
     with pytest.raises(SchemaError, match="not a hospital folder"):
         F.load_hospital("/nonexistent/H1")
+
+
+def test_bad_federation_options_are_clear_errors(tmp_path):
+    with pytest.raises(SchemaError, match="unknown federation options \\['nope'\\]"):
+        F._options({}, {"nope": 1})
+    with pytest.raises(SchemaError, match="noise multiplier"):
+        F._parse_experiment("dp:abc")
+    with pytest.raises(SchemaError, match="unknown experiment 'fedsgd'"):
+        F._parse_experiment("fedsgd")
+    with pytest.raises(SchemaError, match="holds no hospital folders"):
+        F.run_federated(tmp_path)
 
 
 # ----------------------------------------------------------------------------- Flower simulation

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 
-def run(subjects: int = 60, rounds: int = 5, local_epochs: int = 3, noise: tuple = (0.7, 1.5), seed: int = 0,
+def run(subjects: int = 60, rounds: int = 5, local_epochs: int = 3, noise: tuple = (0.8, 2.0), seed: int = 0,
         secagg: bool = True) -> dict:
     """Run the benchmark (see the module docstring); ``noise`` holds the two DP noise multipliers."""
     from mmlab.systems import federated as F

@@ -213,7 +213,8 @@ def hospital_tables(cohort: Cohort, window_h: float = 1.0, lookback_h: float = 3
             hospital=h, X={"vitals": vz, "notes": notes_x.astype(np.float32), "audio": az},
             present={"vitals": vp, "notes": npres, "audio": apres}, y=np.array([r["y"] for r in hr_rows]),
             patient=pats, t_end_h=np.array([r["t1"] for r in hr_rows]), train=train,
-            meta={"window_h": window_h, "lookback_h": lookback_h, "horizon_h": horizon_h, "vitals_features": list(VITALS),
+            meta={"window_h": window_h, "lookback_h": lookback_h, "horizon_h": horizon_h,
+                  "vitals_features": list(VITALS),
                   "scaling": {"vitals": vstats, "audio": astats}})
     return out
 

@@ -75,7 +75,8 @@ __all__ = ["MODALITIES", "DIMS", "HospitalData", "hospital_tables", "write_hospi
            "HealthNet", "SplitHospital", "build_net", "train_local", "predict", "embedding_epsilon",
            "check_update", "fedavg", "make_server_app", "make_client_app", "server_app", "client_app",
            "run_federated", "run_secagg", "dashboard_table", "check_dashboard_table", "DASHBOARD_SCHEMA",
-           "pool", "net_from_state", "auroc", "prepare", "federation_up", "FederatedHealth", "write_flower_app", "FORMAT", "DEFAULTS", "METRIC_KEYS"]
+           "pool", "net_from_state", "auroc", "prepare", "federation_up", "FederatedHealth", "write_flower_app",
+           "FORMAT", "DEFAULTS", "METRIC_KEYS"]
 
 FORMAT = "mmlab-federated-health/1"
 #: Input sizes of the three modality nodes (vitals features, MiniLM, MFCC summary).
@@ -84,9 +85,12 @@ DIMS = {"vitals": 9, "notes": 384, "audio": 52}
 #: list of ``fedavg``, ``fedprox`` or ``dp:<noise multiplier>`` run one after another.
 #: Faults for tests and the chapter: in round ``fail-round``, ``fail-hospital`` (e.g. "H2")
 #: raises instead of replying and ``malformed-hospital`` replies with a wrongly shaped array.
+#: DP experiments train with ``dp-batch-size`` and ``dp-lr`` (larger batches shrink the noise
+#: per example: the noise std on the mean gradient is noise * max-grad-norm / batch size).
 DEFAULTS: dict[str, Any] = {
     "experiments": "fedavg", "rounds": 3, "local-epochs": 3, "lr": 0.01, "hidden": 16, "batch-size": 32,
-    "proximal-mu": 0.1, "max-grad-norm": 1.0, "delta": 1e-3, "seed": 0, "hospitals": 3,
+    "proximal-mu": 0.1, "max-grad-norm": 1.0, "delta": 1e-3, "dp-batch-size": 64, "dp-lr": 0.05, "seed": 0,
+    "hospitals": 3,
     "fail-hospital": "", "fail-round": 0, "malformed-hospital": "", "timeout": 600.0,
     "fraction-evaluate": 1.0, "result-path": "",
 }
@@ -296,6 +300,7 @@ def make_server_app(options: Mapping | None = None, sink: dict | None = None):
                                 "lr": float(opts["lr"]), "hidden": int(opts["hidden"]),
                                 "batch-size": int(opts["batch-size"]), "seed": int(opts["seed"]),
                                 "noise-multiplier": float(exp["noise"]), "max-grad-norm": float(opts["max-grad-norm"]),
+                                "dp-batch-size": int(opts["dp-batch-size"]), "dp-lr": float(opts["dp-lr"]),
                                 "delta": float(opts["delta"]), "fail-hospital": str(opts["fail-hospital"]),
                                 "fail-round": int(opts["fail-round"]),
                                 "malformed-hospital": str(opts["malformed-hospital"]),
@@ -374,9 +379,10 @@ def make_client_app(data_root: str | None = None):
                 flat = list(context.state[key]["history"])
                 hist = [flat[i:i + 3] for i in range(0, len(flat), 3)]
         seed = int(cfg["seed"]) * 1000 + 10 * rnd + int(data.hospital[1:])
-        res = train_local(net, data, epochs=int(cfg["local-epochs"]), lr=float(cfg["lr"]),
-                          batch_size=int(cfg["batch-size"]), seed=seed, mu=float(cfg["proximal-mu"]), dp=dp,
-                          dp_history=hist)
+        res = train_local(net, data, epochs=int(cfg["local-epochs"]),
+                          lr=float(cfg["dp-lr"] if dp else cfg["lr"]),
+                          batch_size=int(cfg["dp-batch-size"] if dp else cfg["batch-size"]), seed=seed,
+                          mu=float(cfg["proximal-mu"]), dp=dp, dp_history=hist)
         if dp is not None:
             context.state[key] = ConfigRecord({"history": [float(v) for h in res["history"] for v in h]})
         sd = net.state_dict()
