@@ -154,7 +154,14 @@ def check_update(content, expected: Mapping[str, tuple], where: str = "update") 
 
 
 def fedavg(arrays: list[list[np.ndarray]], weights) -> list[np.ndarray]:
-    """Weighted FedAvg of parameter lists (the same arrays in the same order per client)."""
+    """Weighted FedAvg of parameter lists (the same arrays in the same order per client).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [a.tolist() for a in fedavg([[np.array([0.0, 2.0])], [np.array([4.0, 6.0])]], [1, 3])]
+    [[3.0, 5.0]]
+    """
     w = np.asarray(weights, dtype=float)
     if len(arrays) != len(w) or len(w) == 0:
         raise SchemaError(f"fedavg: {len(arrays)} parameter lists for {len(w)} weights")
