@@ -271,13 +271,14 @@ def test_federated_up_runs_superlink_and_supernodes_on_localhost_and_stops_them(
     from mmlab.cli import main
 
     code = main(["federated", "up", "--hospitals", "3", "--rounds", "1", "--subjects", "12", "--workdir",
-                 str(tmp_path), "--set", "local-epochs=1", "--json", "--quiet"])
+                 str(tmp_path), "--set", "local-epochs=1", "--set", "fraction-evaluate=0", "--json", "--quiet"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
     assert out["processes"] == 4 and out["left_running"] == []
-    assert out["fedavg"]["auroc_by_round"]                                   # evaluated on the nodes
+    assert out["fedavg"]["auroc_by_round"] == {}                              # evaluation switched off
     assert out["fedavg"]["failures"] == 0 and out["fedavg"]["rejected"] == 0
     res = json.loads((tmp_path / "result.json").read_text())
+    assert res["options"]["fraction-evaluate"] == 0 and res["options"]["local-epochs"] == 1   # --set arrived
     wire = res["experiments"]["fedavg"]["audit"]["wire"]
     assert sorted(w["hospital"] for w in wire) == ["H1", "H2", "H3"]       # one reply per SuperNode
     assert (tmp_path / "result.npz").is_file()

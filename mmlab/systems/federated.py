@@ -844,6 +844,8 @@ def federation_up(hospitals: int = 3, rounds: int = 2, experiments: str = "fedav
         overrides = {**dict(options or {}), "rounds": rounds, "experiments": experiments, "hospitals": hospitals,
                      "seed": seed, "result-path": str(result_path)}
         _options({}, overrides)  # unknown keys are an error before anything is submitted
+        # the run config must keep the types of the app's defaults (0 for a float option is 0.0)
+        overrides = {k: type(DEFAULTS[k])(v) for k, v in overrides.items()}
         cfg = " ".join(f"{k}={_toml_value(v)}" for k, v in overrides.items())
         say("submitting the app with flwr run")
         run = subprocess.run([str(Path(bindir) / "flwr"), "run", str(app), "mmlab", "--run-config", cfg,
