@@ -240,8 +240,11 @@ def test_epsilon_reported_every_round_non_decreasing_max_over_hospitals(federati
     r = federation["experiments"]["dp:1.0"]
     eps = r["epsilon"]
     assert len(eps) == 2 and eps[0] > 0 and all(b >= a for a, b in zip(eps, eps[1:]))
+    last: dict[str, float] = {}                  # each hospital's latest ε (H2 and H3 miss round 2)
     for k, e in enumerate(eps, start=1):
-        assert e == pytest.approx(max(w["epsilon"] for w in r["audit"]["wire"] if w["round"] == k))
+        last.update({w["hospital"]: w["epsilon"] for w in r["audit"]["wire"] if w["round"] == k})
+        assert e == pytest.approx(max(last.values()))
+    assert len(last) == 3
     assert r["delta"] == F.DEFAULTS["delta"]
 
 

@@ -22,8 +22,9 @@ Privacy layers
 * **DP-SGD** (Opacus) on what leaves a hospital: per-example clipping to ``max-grad-norm``
   and Gaussian noise ``noise-multiplier * max-grad-norm``, Poisson sampling, RDP
   accounting. Each hospital keeps its accountant's history in its ``Context.state``, so ε
-  accumulates over rounds; the server reports the **maximum** ε over hospitals each round,
-  with δ. (Window-level DP: a patient contributes several windows; group privacy multiplies ε.)
+  accumulates over rounds; the server reports the **maximum** ε over hospitals each round
+  (a hospital that missed a round keeps its last ε, so the figure never decreases), with δ.
+  (Window-level DP: a patient contributes several windows; group privacy multiplies ε.)
 * **Embedding privacy** inside a hospital (optional): clipping + Gaussian noise per
   embedding row, see :mod:`mmlab.systems._federated_model` (and what it does not protect).
 * **Secure aggregation**: Flower's SecAgg+ (:func:`run_secagg`), which in flwr 1.42 exists
@@ -203,6 +204,7 @@ def _audited(base):
             super().__init__(*args, train_metrics_aggr_fn=_aggregate_metrics,
                              evaluate_metrics_aggr_fn=_aggregate_metrics, **kwargs)
             self.expected, self.audit = dict(expected), audit
+            self.epsilon: dict[str, float] = {}
             self._t = time.perf_counter()
 
         def configure_train(self, server_round, arrays, config, grid):
@@ -230,6 +232,13 @@ def _audited(base):
                     "metrics": sorted(m.keys()), "bytes": nbytes, "epsilon": float(m["epsilon"])})
                 good.append(msg)
             arrays, metrics = super().aggregate_train(server_round, good)
+            # ε is cumulative per hospital: one that did not reply this round keeps its last ε,
+            # so the reported maximum never decreases.
+            for w in self.audit["wire"]:
+                if w["round"] == server_round:
+                    self.epsilon[w["hospital"]] = max(self.epsilon.get(w["hospital"], 0.0), w["epsilon"])
+            if metrics is not None and self.epsilon:
+                metrics["epsilon"] = float(max(self.epsilon.values()))
             self.audit["round_s"].append(time.perf_counter() - self._t)
             return arrays, metrics
 
