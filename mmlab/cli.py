@@ -5,9 +5,10 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress,emotion,maintenance,dashboard} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,emotion,federated,maintenance,dashboard} [--json]
     mmlab stress {train,evaluate,stream} ...
     mmlab emotion {train,evaluate,predict} ...
+    mmlab federated up --hospitals N [--rounds R] [--json]
     mmlab maintenance {train,evaluate,drift} ...
     mmlab dashboard --data DIR [--port N] [--demo] [--add-user NAME --role R --wards A,B]
 
@@ -366,6 +367,42 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return subprocess.run(cmd, env=env).returncode
 
 
+# --------------------------------------------------------------------------- federated
+def _cmd_federated_up(args: argparse.Namespace) -> int:
+    from mmlab.systems.federated import federation_up
+
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"mmlab federated: {msg}", file=sys.stderr,
+                                                                   flush=True))
+    options = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise MMLabError(f"--set {item!r}: use KEY=VALUE (keys: see mmlab.systems.federated.DEFAULTS)")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    res = federation_up(hospitals=args.hospitals, rounds=args.rounds, experiments=args.experiments,
+                        subjects=args.subjects, seed=args.seed, workdir=args.workdir, timeout=args.timeout,
+                        options=options, progress=say)
+    summary = {"run_id": res.get("run_id"), "hospitals": args.hospitals, "rounds": args.rounds,
+               "wall_s": round(res["wall_s"], 2), "processes": res["processes"],
+               "killed": res["killed"], "left_running": res["left_running"], "workdir": res["workdir"]}
+    for name, r in res.get("experiments", {}).items():
+        ev = r.get("evaluate_metrics", {})
+        last = ev[max(ev, key=int)] if ev else {}
+        summary[name] = {"auroc_by_round": {k: round(v["auroc"], 4) for k, v in ev.items()},
+                         "epsilon": r.get("epsilon"), "failures": len(r["audit"]["failures"]),
+                         "rejected": len(r["audit"]["rejected"]), "auroc_last": last.get("auroc")}
+    if args.json:
+        _print_json(summary)
+    else:
+        from mmlab import bench
+
+        print(bench.format_result("federated up", summary).replace("mmlab bench ", "mmlab ", 1))
+    return 0 if not res["left_running"] else 1
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
@@ -382,6 +419,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmlab.bench import TOPICS as bench_topics
+
     parser = argparse.ArgumentParser(prog="mmlab", description="mmlab: multimodal data analysis workbook")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -432,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data_fetch)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("topic", help="data, features, contrastive or fusion (see mmlab.bench.TOPICS)")
+    p.add_argument("topic", help="a benchmark: " + ", ".join(bench_topics))
     p.add_argument("--json", action="store_true")
     p.add_argument("--subjects", type=int)
     p.add_argument("--seed", type=int)
@@ -531,6 +570,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshots", metavar="OUT", help="save ward.png and patient.png as --user (headless chromium)")
     p.add_argument("--user", default="supervisor", help="who signs in for --screenshots")
     p.set_defaults(func=_cmd_dashboard)
+
+    fed = sub.add_parser("federated", help="federated health monitoring across hospitals (chapter 52)").add_subparsers(
+        dest="federated_command", required=True)
+    p = fed.add_parser("up", help="a SuperLink + one SuperNode per hospital on localhost: run, then shut down")
+    p.add_argument("--hospitals", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--experiments", default="fedavg", help="comma-separated: fedavg, fedprox, dp:<noise multiplier>")
+    p.add_argument("--subjects", type=int, help="patients in the synthetic icu_ward cohort (default 8 per hospital)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", help="folder for hospital data, app, logs and result (default: a new temporary one)")
+    p.add_argument("--timeout", type=_positive_seconds, default=900.0, help="seconds to wait for the run")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a federation option, e.g. --set local-epochs=1 --set fraction-evaluate=0")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_cmd_federated_up)
     return parser
 
 

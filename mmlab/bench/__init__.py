@@ -19,6 +19,7 @@ TOPICS = {
     "fusion": "every fusion method and the unimodal baselines, leave-one-subject-out (chapters 30-33)",
     "stress": "the wearable stress system: LOSO window and event scores, consensus vs single modality, streaming (chapter 50)",
     "emotion": "the call-centre emotion system: towers alone vs fused, per-call satisfaction; --data Emo-DB: LOSO UAR (chapter 51)",
+    "federated": "federated sepsis monitoring: centralised, split, FedAvg/FedProx, alone, DP, SecAgg+ (chapter 52)",
     "maintenance": "predictive maintenance: per-modality vs fused fault F1, horizon AUROC, lead time, drift, a new sensor (chapter 53)",
     "dashboard": "the served clinician dashboard: first render, open a patient, ack round trip; concurrent sessions, lost acks (issue 13)",
 }

@@ -23,6 +23,12 @@ Modules
     satisfaction and escalation risk from the utterance trajectory, a supervisor's
     explanation (modality Shapley, utterance influence), bad-input flags, save/load
     (``mmlab emotion ...``, ``mmlab bench emotion``).
+:mod:`mmlab.systems.federated`
+    Federated, privacy-preserving sepsis monitoring across hospitals (chapter 52): split
+    learning across modality nodes with attention fusion inside a hospital, Flower
+    FedAvg/FedProx across hospitals (simulation and deployment engine), Opacus DP-SGD,
+    SecAgg+, a dashboard table with provenance (``mmlab federated up``,
+    ``mmlab bench federated``).
 :mod:`mmlab.systems.maintenance`
     Predictive maintenance (chapter 53): vibration, thermal and note encoders, per-modality
     adapters and an attention fusion head (fault class and failure-horizon risk), a sensor
