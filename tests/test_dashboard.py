@@ -25,6 +25,7 @@ from mmlab.deploy.dashboard import (AckStore, Users, allowed, check_alert_table,
                                     hash_password, read_tables, synthetic_tables, verify_password, write_tables)
 from mmlab.deploy.dashboard.app import flags, sparkline, visible, ward_rows
 from mmlab.errors import MMLabError, SchemaError
+from mmlab.systems.federated import DASHBOARD_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-output" / "dashboard"
@@ -398,10 +399,8 @@ def test_cli_adds_users_and_refuses_a_folder_without_users(tmp_path, monkeypatch
 
 # ---- the systems' outputs ---------------------------------------------------------------------
 
-#: The federated system's dashboard columns (mmlab.systems.federated.DASHBOARD_SCHEMA, branch fed).
-FED_COLUMNS = ["patient_id", "hospital", "t_end_h", "risk", "trend", "driving_modality",
-               "attention_vitals", "attention_notes", "attention_audio",
-               "present_vitals", "present_notes", "present_audio"]
+#: The federated system's dashboard columns (its real output is checked in test_federated_system).
+FED_COLUMNS = list(DASHBOARD_SCHEMA)
 
 
 def test_a_federated_style_table_passes_and_yields_alerts():

@@ -159,6 +159,22 @@ def test_dashboard_table_schema_trend_and_provenance():
         F.check_dashboard_table(broken)
 
 
+def test_the_dashboard_reads_the_real_dashboard_table():
+    """The contract between this system and mmlab.deploy.dashboard: its real output passes the
+    dashboard's schema check (``hospital`` becomes the ward) and yields alerts whose
+    attribution is the attention of the modalities present."""
+    from mmlab.deploy.dashboard import alerts_from_risk, check_risk_table
+
+    df = F.dashboard_table(F.build_net(F.DIMS, 16, 0), planted(40))
+    risk = check_risk_table(df)
+    assert (risk["ward"] == df["hospital"]).all() and len(risk) == len(df)
+    alerts = alerts_from_risk(df, threshold=float(df["risk"].median()))
+    assert len(alerts) > 0
+    for _, a in alerts.iterrows():
+        row = df[(df["patient_id"] == a["patient_id"]) & (df["t_end_h"] * 3600.0 == a["t_s"])].iloc[0]
+        assert set(a["attribution"]) == {m for m in F.MODALITIES if row[f"present_{m}"]}
+
+
 def test_hospital_tables_bad_input_is_clear():
     from mmlab.recording import Cohort, Recording
 
