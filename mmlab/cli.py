@@ -5,8 +5,9 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,serve} [--json]
     mmlab stress {train,evaluate,stream} ...
+    mmlab serve --model MODEL_OR_REGISTRY/ [--port N] [--host H]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 ``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
@@ -221,6 +222,14 @@ def _jsonable_default(value):
     return str(value)
 
 
+# --------------------------------------------------------------------------- serve
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mmlab.deploy.serve import serve
+
+    serve(args.model, port=args.port, host=args.host, batch_wait_ms=args.batch_wait_ms)
+    return 0
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
@@ -326,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=_positive_seconds, default=1.0, help="seconds of data per chunk")
     p.add_argument("--windows", action="store_true", help="print every decided window too")
     p.set_defaults(func=_cmd_stress_stream)
+
+    p = sub.add_parser("serve", help="serve a stress model (or a registry's current version) over HTTP")
+    p.add_argument("--model", required=True, help="folder written by `mmlab stress train`, or a registry folder")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="dynamic batching: wait this long for more requests")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

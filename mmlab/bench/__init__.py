@@ -18,6 +18,7 @@ TOPICS = {
     "contrastive": "voice <-> transcript dual encoder on call_center (chapter 22)",
     "fusion": "every fusion method and the unimodal baselines, leave-one-subject-out (chapters 30-33)",
     "stress": "the wearable stress system: LOSO window and event scores, consensus vs single modality, streaming (chapter 50)",
+    "serve": "the stress model in production: ONNX/int8/pruned/distilled latency, size, F1, ECE; streaming; HTTP load (chapter 60)",
 }
 
 
