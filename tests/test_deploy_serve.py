@@ -7,6 +7,7 @@ end; every test is bounded in requests and time."""
 
 import json
 import socket
+from pathlib import Path
 import threading
 import time
 
@@ -42,7 +43,7 @@ def setup(tmp_path_factory):
     reg.promote(v1, by="test", reason="first")
     reg.promote(v2, by="test", reason="second")
     server = start_server(root / "registry", batch_wait_ms=10)
-    yield {"det1": det, "det2": det2, "cohort": cohort, "tables": tables, "server": server, "reg": reg}
+    yield {"root": root, "det1": det, "det2": det2, "cohort": cohort, "tables": tables, "server": server, "reg": reg}
     server.stop()
 
 
@@ -284,3 +285,34 @@ def test_registry_cards_audit_and_rollback(tmp_path, setup):
     assert reg.audit()[-1]["reason"] == "worse"
     with pytest.raises(SchemaError, match="no version 'v7'"):
         reg.promote("v7")
+
+
+def test_mmlab_serve_command_serves_a_model_folder(setup):
+    """`mmlab serve --model FOLDER --port N` in a subprocess: it answers, then stops on SIGTERM."""
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mmlab.cli", "serve", "--model", str(setup["root"] / "m1"),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+                                [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])})
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert health is not None, proc.stderr.read().decode() if proc.poll() is not None else "no answer"
+        assert health["model_version"].startswith("m1@") and health["status"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    bad = subprocess.run([sys.executable, "-m", "mmlab.cli", "serve", "--model", str(setup["root"])],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "neither a model folder" in bad.stderr
