@@ -1,7 +1,7 @@
 """``mmlab bench serve``: the stress model in production (chapter 60_deployment).
 
 On a detector trained on synthetic ``stress_protocol`` sessions (FAST settings, the last
-subject held out; :func:`mmlab.deploy._demo.demo_detector`):
+``held_out`` subjects held out; :func:`mmlab.deploy._demo.demo_detector`):
 
 - per-window latency p50/p95 in-process, one thread, of the fused model as ``torch`` (the
   original), ``onnx``, ``int8`` (dynamic quantization), ``pruned`` (50 % of the weights)
@@ -77,21 +77,21 @@ async def _load(url: str, bodies: list[dict], concurrency: int, duration_s: floa
             "requests": len(lat), "errors": errors}
 
 
-def run(subjects: int = 5, seed: int = 3, duration_s: float = 3.0, concurrency=(1, 16, 64),
+def run(subjects: int = 8, seed: int = 3, held_out: int = 3, duration_s: float = 3.0, concurrency=(1, 16, 64),
         repeats: int = 300, **_ignored) -> dict:
     from mmlab.deploy._demo import demo_detector
     from mmlab.deploy.compress import tradeoff, variants
     from mmlab.deploy.serve import start_server
 
     t0 = time.time()
-    det, cohort, tables = demo_detector(n_subjects=int(subjects), seed=int(seed))
+    det, cohort, tables = demo_detector(n_subjects=int(subjects), seed=int(seed), held_out=int(held_out))
     names = sorted(tables["subject"].unique())
-    held = names[-1]
-    train, test = tables[tables["subject"] != held], tables[tables["subject"] == held]
+    held = names[-int(held_out):]
+    train, test = tables[~tables["subject"].isin(held)], tables[tables["subject"].isin(held)]
     with tempfile.TemporaryDirectory() as tmp:
         models = variants(det, train, Path(tmp) / "variants")
         table = tradeoff(det, test, models, repeats=repeats)
-        stream_ms, decided = _stream_latency(det, cohort[held])
+        stream_ms, decided = _stream_latency(det, cohort[held[0]])
         det.save(Path(tmp) / "model")
         bodies = [{"windows": json.loads(tables[tables["subject"] == s].drop(columns=["label"])
                                          .to_json(orient="records"))} for s in names]
@@ -101,7 +101,8 @@ def run(subjects: int = 5, seed: int = 3, duration_s: float = 3.0, concurrency=(
                 http[str(c)] = asyncio.run(_load(server.url, bodies, int(c), float(duration_s)))
     col = lambda name: {v: round(float(x), 4) for v, x in table[name].items()}  # noqa: E731
     return {
-        "data": f"synthetic stress_protocol (FAST), {subjects} subjects, {held} held out, seed {seed}",
+        "data": f"synthetic stress_protocol (FAST), {subjects} subjects, {','.join(held)} held out, seed {seed}",
+        "n_windows": int(table["n_windows"].iloc[0]),
         "fused_model": type(det.fused_).__name__,
         "p50_ms": col("p50_ms"), "p95_ms": col("p95_ms"),
         "speedup_p50": col("speedup"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import pickle
 import shutil
 import time
@@ -61,7 +62,13 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path):
     if not Path(str(onnx_path) + ".json").is_file():
         raise SchemaError(f"{onnx_path}: not an exported fusion model (no .json sidecar)")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's advice to pre-process is for large vision models
+    try:
+        quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     shutil.copyfile(str(onnx_path) + ".json", str(out_path) + ".json")
     return OnnxFusion(out_path)
 
