@@ -206,7 +206,13 @@ def test_malformed_request_storm_gets_4xx_and_no_crash(setup):
     ]
     with _client(setup) as c:
         assert c.post("/stream", json={"subject": "storm", "t": 1.0, "pieces": [good]}).status_code == 200
-        bad.append(("/stream", {"subject": "storm", "t": 2.0, "pieces": [{**good, "rate": 8.0, "data": [1.0] * 8}]}))
+        assert c.post("/stream", json={"subject": "storm", "t": 2.0,
+                                       "pieces": [{**good, "start": 1.0}]}).status_code == 200
+        bad += [("/stream", {"subject": "storm", "t": 2.0, "pieces": [{**good, "data": [[1.0, 2.0], [3.0]]}]}),
+                ("/stream", {"subject": "storm", "t": 2.0, "pieces": [{**good, "data": [[1.0, 2.0]] * 4}]}),
+                ("/stream", {"subject": "storm", "t": 2.0, "pieces": [{**good, "start": 1e9}]}),
+                ("/stream", {"subject": "storm", "t": 1e12, "pieces": [{**good, "start": 1.0}]}),
+                ("/stream", {"subject": "storm", "t": 2.0, "pieces": [{**good, "rate": 8.0, "data": [1.0] * 8}]})]
         before = c.get("/health").json()["errors_5xx"]
         codes = []
         for i in range(150):

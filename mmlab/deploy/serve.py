@@ -58,6 +58,12 @@ MAX_SAMPLES_S = 120.0
 MAX_RATE = 50_000.0
 #: the most windows in one /predict request.
 MAX_WINDOWS = 5000
+#: how far (s) a chunk's clock or a piece's start may run ahead of the data already held: a
+#: larger jump would make the server fill hours of NaN or decide thousands of empty blocks.
+MAX_AHEAD_S = 600.0
+#: open streams at most (subjects), and streams (device channels) per subject.
+MAX_SUBJECTS = 1000
+MAX_STREAMS_PER_SUBJECT = 32
 
 
 class ModelHost:
@@ -195,6 +201,7 @@ class _StreamState:
         self.lock = asyncio.Lock()
         self.seq = 0
         self.rates: dict[str, float] = {}
+        self.channels: dict[str, int] = {}
         self.last_seen = time.monotonic()
 
 
@@ -321,10 +328,22 @@ def create_app(model: str | Path | ModelHost, batch_wait_ms: float = 5.0, max_ba
 
     def _pieces(state: _StreamState, chunk: Chunk) -> dict:
         pieces = {}
+        held = state.stream.series
         for p in chunk.pieces:
-            data = np.asarray(p.data, dtype=float)
+            try:
+                data = np.asarray(p.data, dtype=float)
+            except ValueError:
+                raise SchemaError(f"stream {p.name!r}: rows of data have different lengths") from None
             if data.ndim == 2 and data.shape[1] == 0:
                 raise SchemaError(f"stream {p.name!r}: data has no channel")
+            n_ch = 1 if data.ndim == 1 else data.shape[1]
+            if state.channels.get(p.name, n_ch) != n_ch:
+                raise SchemaError(f"stream {p.name!r} changed from {state.channels[p.name]} to {n_ch} channels mid-stream")
+            if p.name not in held and len(set(held) | set(pieces) | {p.name}) > MAX_STREAMS_PER_SUBJECT:
+                raise SchemaError(f"more than {MAX_STREAMS_PER_SUBJECT} streams for subject {chunk.subject!r}")
+            if p.name in held and p.start > held[p.name].end + MAX_AHEAD_S:
+                raise SchemaError(f"stream {p.name!r}: piece starts at {p.start:g} s, more than {MAX_AHEAD_S:g} s "
+                                  f"after the data held ({held[p.name].end:g} s)")
             if len(data) > p.rate * MAX_SAMPLES_S:
                 raise SchemaError(f"stream {p.name!r}: {len(data)} samples at {p.rate} Hz is more than "
                                   f"{MAX_SAMPLES_S:g} s in one chunk")
@@ -336,6 +355,9 @@ def create_app(model: str | Path | ModelHost, batch_wait_ms: float = 5.0, max_ba
             if p.name in pieces:
                 raise SchemaError(f"stream {p.name!r} appears twice in one chunk")
             pieces[p.name] = Stream(p.name, data, p.modality, rate=p.rate, start=p.start, device=p.device)
+        ends = [ser.end for ser in held.values()] + [q.start + q.n_samples / q.rate for q in pieces.values()]
+        if ends and chunk.t > max(ends) + MAX_AHEAD_S:
+            raise SchemaError(f"'t' = {chunk.t:g} s is more than {MAX_AHEAD_S:g} s after the last sample ({max(ends):g} s)")
         return pieces
 
     def _push(state: _StreamState, det, t: float, pieces: dict) -> list[dict]:
@@ -361,6 +383,8 @@ def create_app(model: str | Path | ModelHost, batch_wait_ms: float = 5.0, max_ba
         _expire()
         version, det = host.snapshot()
         state = streams.get(chunk.subject)
+        if state is None and len(streams) >= MAX_SUBJECTS:
+            raise HTTPException(429, f"{MAX_SUBJECTS} streams are open: finish one (POST /stream/finish) or retry later")
         if state is None:
             state = streams.setdefault(chunk.subject, _StreamState(det.streamer(chunk.subject, wait_s), version))
         async with state.lock:
@@ -370,6 +394,7 @@ def create_app(model: str | Path | ModelHost, batch_wait_ms: float = 5.0, max_ba
             events = await loop.run_in_executor(pool, _push, state, det, float(chunk.t), pieces)
             for name, p in pieces.items():
                 state.rates[name] = p.rate
+                state.channels[name] = p.n_channels
             state.seq += 1
             state.version = version
             state.last_seen = time.monotonic()
