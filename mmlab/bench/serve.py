@@ -100,7 +100,7 @@ def run(subjects: int = 8, seed: int = 3, held_out: int = 3, duration_s: float =
             for c in concurrency:
                 http[str(c)] = asyncio.run(_load(server.url, bodies, int(c), float(duration_s)))
     col = lambda name: {v: round(float(x), 4) for v, x in table[name].items()}  # noqa: E731
-    return {
+    result = {
         "data": f"synthetic stress_protocol (FAST), {subjects} subjects, {','.join(held)} held out, seed {seed}",
         "n_windows": int(table["n_windows"].iloc[0]),
         "fused_model": type(det.fused_).__name__,
@@ -115,3 +115,14 @@ def run(subjects: int = 8, seed: int = 3, held_out: int = 3, duration_s: float =
         "windows_per_request": round(float(np.mean([len(b["windows"]) for b in bodies])), 1),
         "seconds": round(time.time() - t0, 1),
     }
+    return {**result, **tables_of(result)}
+
+
+def tables_of(result: dict) -> dict:
+    """The trade-off and HTTP figures as rows (``mmlab bench serve`` prints them as tables)."""
+    variants = [{"variant": v, "p50_ms": result["p50_ms"][v], "p95_ms": result["p95_ms"][v],
+                 "size_mb": result["size_mb"][v], "f1_delta": result["f1_delta"][v], "ece": result["ece"][v]}
+                for v in result["p50_ms"]]
+    http = [{"concurrency": int(c), "throughput_wps": round(h["throughput_wps"], 1),
+             "p95_ms": round(h["p95_ms"], 1), "errors": h["errors"]} for c, h in result["http"].items()]
+    return {"variants": variants, "http_load": http}
