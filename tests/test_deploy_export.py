@@ -103,3 +103,12 @@ def stress_model():
 
     det, cohort, tables = demo_detector()
     return det, tables[tables["subject"] == sorted(tables["subject"].unique())[-1]]
+
+
+@pytest.mark.parametrize("cls", ["TensorFusion", "LowRankFusion", "GatedFusion", "TransformerFusion"])
+def test_other_deep_models_export_too(cls, tmp_path):
+    X, y, mask = _data()
+    model = getattr(fusion, cls)(epochs=5).fit(X, y, mask=mask)
+    assert model_kind(model) == "deep"
+    rt = OnnxFusion(export_onnx(model, tmp_path / "m.onnx"))
+    assert np.abs(rt.predict_proba(X, mask=mask) - model.predict_proba(X, mask=mask)).max() < TOLERANCE["deep"]
