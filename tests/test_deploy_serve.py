@@ -322,3 +322,25 @@ def test_mmlab_serve_command_serves_a_model_folder(setup):
     bad = subprocess.run([sys.executable, "-m", "mmlab.cli", "serve", "--model", str(setup["root"])],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "neither a model folder" in bad.stderr
+
+
+def test_a_stream_across_a_rollback_switches_version_once_each_way(setup):
+    """A stream keeps its state across a rollback and a promotion: each chunk's response names
+    the one version that decided it, in the order of the switches, with no window lost."""
+    rec = setup["cohort"]["S03"]
+    reqs = _requests(rec, 10.0, keep=WRIST, until=200.0)
+    versions, wins = [], []
+    with _client(setup) as c:
+        for i, (t, pieces) in enumerate(reqs):
+            if i == 8:
+                assert c.post("/admin/rollback", json={"by": "test"}).json()["model_version"] == "v1"
+            if i == 14:
+                assert c.post("/admin/promote", json={"version": "v2", "by": "test"}).json()["model_version"] == "v2"
+            r = c.post("/stream", json={"subject": "switch", "t": t, "pieces": [piece_json(p) for p in pieces.values()]})
+            assert r.status_code == 200, r.text
+            versions.append(r.json()["model_version"])
+            wins += [(e["start"], e["end"]) for e in r.json()["events"] if e["event"] == "window"]
+        c.post("/stream/finish", json={"subject": "switch"})
+    assert versions == ["v2"] * 8 + ["v1"] * 6 + ["v2"] * (len(reqs) - 14)
+    ends = np.array([e for _, e in wins])
+    assert len(set(wins)) == len(wins) > 10 and np.allclose(np.diff(ends), setup["det2"].step_s)
