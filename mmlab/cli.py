@@ -5,12 +5,13 @@
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
-    mmlab bench {data,features,contrastive,fusion,stress,emotion,federated,maintenance,dashboard} [--json]
+    mmlab bench {data,features,contrastive,fusion,stress,emotion,federated,maintenance,dashboard,serve} [--json]
     mmlab stress {train,evaluate,stream} ...
     mmlab emotion {train,evaluate,predict} ...
     mmlab federated up --hospitals N [--rounds R] [--json]
     mmlab maintenance {train,evaluate,drift} ...
     mmlab dashboard --data DIR [--port N] [--demo] [--add-user NAME --role R --wards A,B]
+    mmlab serve --model MODEL_OR_REGISTRY/ [--port N] [--host H]
 
 Each subcommand imports what it needs when it runs, so ``mmlab --help`` is instant.
 ``data make`` writes subject by subject with progress on stderr (``--quiet`` for none);
@@ -403,6 +404,14 @@ def _cmd_federated_up(args: argparse.Namespace) -> int:
     return 0 if not res["left_running"] else 1
 
 
+# --------------------------------------------------------------------------- serve
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mmlab.deploy.serve import serve
+
+    serve(args.model, port=args.port, host=args.host, batch_wait_ms=args.batch_wait_ms)
+    return 0
+
+
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
@@ -586,13 +595,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_federated_up)
+
+
+    p = sub.add_parser("serve", help="serve a stress model (or a registry's current version) over HTTP")
+    p.add_argument("--model", required=True, help="folder written by `mmlab stress train`, or a registry folder")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="dynamic batching: wait this long for more requests")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 
 #: Optional packages some commands need, and the extra of ``pip install "mmlab[...]"`` that has them.
 _EXTRAS = {"jupyter_client": "teach", "nbclient": "teach", "nbformat": "teach", "ipykernel": "teach",
            "papermill": "test", "pytest": "test", "jupyterlab": "lab", "onnx": "deploy",
-           "onnxruntime": "deploy", "onnxscript": "deploy", "fastapi": "deploy", "uvicorn": "deploy",
+           "onnxruntime": "deploy", "onnxscript": "deploy", "fastapi": "deploy", "pydantic": "deploy", "uvicorn": "deploy",
            "httpx": "deploy", "panel": "deploy", "bokeh": "deploy", "tornado": "deploy",
            "playwright": "deploy"}
 

@@ -22,6 +22,7 @@ TOPICS = {
     "federated": "federated sepsis monitoring: centralised, split, FedAvg/FedProx, alone, DP, SecAgg+ (chapter 52)",
     "maintenance": "predictive maintenance: per-modality vs fused fault F1, horizon AUROC, lead time, drift, a new sensor (chapter 53)",
     "dashboard": "the served clinician dashboard: first render, open a patient, ack round trip; concurrent sessions, lost acks (issue 13)",
+    "serve": "the stress model in production: ONNX/int8/pruned/distilled latency, size, F1, ECE; streaming; HTTP load (chapter 60)",
 }
 
 
