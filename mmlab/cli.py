@@ -113,6 +113,10 @@ def _cmd_data_make(args: argparse.Namespace) -> int:
     from mmlab.synth import write_cohort
 
     knobs = _parse_knobs(args.set)
+    own = {"fast": "--fast", "seed": "--seed", "n_subjects": "--subjects", "overwrite": "--overwrite"}
+    taken = sorted(set(knobs) & set(own))
+    if taken:
+        raise UsageError(f"--set {taken[0]}: use {own[taken[0]]} instead (it is not a scenario knob)")
     out = _check_out(args.out)
     if args.subjects < 1:
         raise UsageError(f"--subjects must be a positive integer, got {args.subjects}")

@@ -34,6 +34,7 @@ def _err(capsys) -> str:
     (["--set", "clock_drift_ppm=1e9"], "knob 'clock_drift_ppm' must be <= 10000, got 1000000000.0"),
     (["--set", "clock_offset_s=-1"], "knob 'clock_offset_s' must be >= 0"),
     (["--set", "noise=nan"], "knob 'noise' must be a number, got 'nan'"),
+    (["--set", "fast=true"], "--set fast: use --fast instead"),
     (["--set", "wobble=3"], "has no knob 'wobble'"),
     (["--subjects", "0"], "--subjects must be a positive integer, got 0"),
 ])
