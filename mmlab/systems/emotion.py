@@ -42,9 +42,7 @@ satisfaction AUROC.
 
 from __future__ import annotations
 
-import json
 import math
-import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -54,8 +52,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-import mmlab
 from mmlab.errors import DataFormatError, SchemaError, SignalError
+from mmlab.systems._folder import load_pickled, save_pickled
 from mmlab.validate import check_int, check_number, check_option
 
 __all__ = ["EmotionRecognizer", "Features", "extract", "evaluate", "finetune_minilm", "FineTunedEncoder", "subgroup_report", "call_center_utterances",
@@ -715,38 +713,17 @@ class EmotionRecognizer:
         """A versioned folder: ``manifest.json`` (format, mmlab version, classes, modalities,
         parameters, temperature) and ``model.pkl``."""
         self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": FORMAT, "mmlab_version": mmlab.__version__, "classes": list(map(str, self.classes_)),
+        manifest = {"classes": list(map(str, self.classes_)),
                     "modalities": list(self.calibrated_.modalities_), "fusion": self.fusion, "text": self.text,
                     "speaker_norm": self.speaker_norm_, "sr": self.sr_, "temperature": self.calibrated_.temperature,
                     "call_classes": (list(map(str, self.call_classes_)) if self.call_model_ is not None else None)}
-        with open(folder / "model.pkl", "wb") as f:
-            pickle.dump(self, f)
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        return folder
+        return save_pickled(self, folder, FORMAT, manifest)
 
     @classmethod
     def load(cls, folder) -> "EmotionRecognizer":
         """Load a folder written by :meth:`save`; another format or mmlab version is an error."""
-        folder = Path(folder)
-        mf = folder / "manifest.json"
-        if not mf.is_file():
-            raise SchemaError(f"{folder} is not an emotion model folder (no manifest.json)")
-        try:
-            manifest = json.loads(mf.read_text())
-        except ValueError as e:
-            raise SchemaError(f"{mf} is not valid JSON: {e}") from None
-        if manifest.get("format") != FORMAT:
-            raise SchemaError(f"{folder}: model format {manifest.get('format')!r}, this mmlab reads {FORMAT!r}")
-        if manifest.get("mmlab_version") != mmlab.__version__:
-            raise SchemaError(f"{folder} was saved by mmlab {manifest.get('mmlab_version')}, this is "
-                              f"mmlab {mmlab.__version__}: retrain it (mmlab emotion train)")
-        with open(folder / "model.pkl", "rb") as f:
-            rec = pickle.load(f)
-        if not isinstance(rec, cls) or list(map(str, rec.classes_)) != manifest["classes"]:
-            raise SchemaError(f"{folder}: model.pkl does not match its manifest")
-        return rec
+        return load_pickled(cls, folder, FORMAT, "an emotion model", "mmlab emotion train",
+                            lambda rec, mf: list(map(str, rec.classes_)) == mf["classes"])
 
 
 # ------------------------------------------------------------------------- helpers
@@ -794,7 +771,6 @@ def evaluate(recognizer: EmotionRecognizer, utterances, n_splits: int = 5, progr
     ``train_s`` (mean per fold), ``infer_ms_per_utterance`` and the out-of-fold tables
     ``utterances`` / ``calls``.
     """
-    from sklearn.base import clone  # noqa: F401  (parameters are copied by hand below)
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold
 

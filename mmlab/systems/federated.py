@@ -66,6 +66,7 @@ import pandas as pd
 
 import mmlab
 from mmlab.errors import SchemaError
+from mmlab.systems._folder import read_manifest, write_manifest
 from mmlab.systems._federated_data import (MODALITIES, HospitalData, hospital_tables, load_hospital,
                                            write_hospitals)
 from mmlab.systems._federated_model import (HealthNet, SplitHospital, build_net, embedding_epsilon,
@@ -939,28 +940,18 @@ class FederatedHealth:
 
     def save(self, folder: str | Path) -> Path:
         self._fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "weights.npz", **self.state_dict_)
-        manifest = {"format": FORMAT, "mmlab_version": mmlab.__version__, "modalities": list(MODALITIES),
+        manifest = {"modalities": list(MODALITIES),
                     "dims": [int(self.state_dict_[f"enc.{k}.0.weight"].shape[1]) for k in range(len(MODALITIES))],
                     "hidden": int(self.state_dict_["score.0.weight"].shape[0]), "classes": ["no_sepsis", "sepsis"],
                     "dashboard_columns": list(DASHBOARD_SCHEMA), **self.info_}
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, default=float))
+        folder = write_manifest(folder, FORMAT, manifest)
+        np.savez(folder / "weights.npz", **self.state_dict_)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "FederatedHealth":
         folder = Path(folder)
-        mf = folder / "manifest.json"
-        if not mf.is_file():
-            raise SchemaError(f"{folder} has no manifest.json: not a saved FederatedHealth model")
-        manifest = json.loads(mf.read_text())
-        if manifest.get("format") != FORMAT:
-            raise SchemaError(f"{folder} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
-        if manifest.get("mmlab_version") != mmlab.__version__:
-            raise SchemaError(f"{folder} was saved by mmlab {manifest.get('mmlab_version')}, this is "
-                              f"mmlab {mmlab.__version__}: retrain it")
+        manifest = read_manifest(folder, FORMAT, "a FederatedHealth model", "run_federated, then FederatedHealth.from_result")
         with np.load(folder / "weights.npz") as z:
             sd = {k: z[k] for k in z.files}
         info = {k: manifest[k] for k in ("experiment", "epsilon", "delta", "rounds") if k in manifest}

@@ -41,8 +41,6 @@ Per-window output (:meth:`MaintenanceMonitor.predict_proba`): ``machine``, ``sta
 from __future__ import annotations
 
 import copy
-import json
-import pickle
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,12 +48,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-import mmlab
 from mmlab.errors import SchemaError, SignalError
 from mmlab.recording import Cohort
 from mmlab.systems import _maintenance_features as MF
 from mmlab.systems._maintenance_drift import DriftMonitor, plant_drift
 from mmlab.systems._maintenance_features import FAULT_CLASSES, WindowTable, window_table
+from mmlab.systems._folder import load_pickled, save_pickled
 from mmlab.validate import check_fraction, check_int, check_option, check_positive
 
 __all__ = ["MaintenanceMonitor", "DriftMonitor", "plant_drift", "FAULT_CLASSES", "FORMAT", "window_table",
@@ -530,39 +528,18 @@ class MaintenanceMonitor:
     def save(self, folder: str | Path) -> Path:
         """A versioned folder: ``manifest.json`` and ``model.pkl``."""
         self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": FORMAT, "mmlab_version": mmlab.__version__, "classes": self.classes_,
+        manifest = {"classes": self.classes_,
                     "modalities": self.modalities_, "horizon_h": self.horizon_h, "session_h": self.session_h,
                     "window_s": self.window_s, "text_encoder": self.text_encoder,
                     "fault_temperature": float(self.fault_temperature_.temperature_),
                     "drift_thresholds": {m: float(t) for m, t in self.drift_.thresholds_.items()}}
-        with open(folder / "model.pkl", "wb") as f:
-            pickle.dump(self, f)
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        return folder
+        return save_pickled(self, folder, FORMAT, manifest)
 
     @classmethod
     def load(cls, folder: str | Path) -> "MaintenanceMonitor":
         """Load a folder written by :meth:`save`; another format or mmlab version is an error."""
-        folder = Path(folder)
-        mf = folder / "manifest.json"
-        if not mf.is_file():
-            raise SchemaError(f"{folder} is not a maintenance model folder (no manifest.json)")
-        try:
-            manifest = json.loads(mf.read_text())
-        except ValueError as e:
-            raise SchemaError(f"{mf} is not valid JSON: {e}") from None
-        if manifest.get("format") != FORMAT:
-            raise SchemaError(f"{folder}: model format {manifest.get('format')!r}, this mmlab reads {FORMAT!r}")
-        if manifest.get("mmlab_version") != mmlab.__version__:
-            raise SchemaError(f"{folder} was saved by mmlab {manifest.get('mmlab_version')}, this is "
-                              f"mmlab {mmlab.__version__}: retrain it (mmlab maintenance train)")
-        with open(folder / "model.pkl", "rb") as f:
-            mon = pickle.load(f)
-        if not isinstance(mon, cls) or mon.modalities_ != manifest.get("modalities"):
-            raise SchemaError(f"{folder}: model.pkl does not match its manifest")
-        return mon
+        return load_pickled(cls, folder, FORMAT, "a maintenance model", "mmlab maintenance train",
+                            lambda mon, mf: mon.modalities_ == mf.get("modalities"))
 
 
 # ------------------------------------------------------------------------------ alarms and lead time

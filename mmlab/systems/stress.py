@@ -42,21 +42,20 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-import mmlab
 from mmlab import features as FT
 from mmlab.errors import SchemaError, SignalError
 from mmlab.parallel import map_tasks
 from mmlab.recording import Cohort, Recording, Stream
 from mmlab.systems.alerts import Alert, ConsensusAlerter
+from mmlab.systems._folder import load_pickled, save_pickled
 from mmlab.validate import check_int, check_number, check_option, check_positive
 
 __all__ = ["StressDetector", "StressStream", "StressEvaluation", "evaluate_loso", "default_streams", "window_labels",
@@ -737,42 +736,21 @@ class StressDetector:
         """A versioned folder: ``manifest.json`` (format, mmlab version, modalities, features,
         classes, thresholds, temperatures) and ``model.pkl``."""
         self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         manifest = {
-            "format": FORMAT, "mmlab_version": mmlab.__version__, "classes": list(CLASSES),
+            "classes": list(CLASSES),
             "modalities": self.modalities_, "voters": self.voters_, "features": self.features_,
             "params": {k: v for k, v in vars(self).items() if not k.endswith("_") and k != "alert_params"},
             "alert_params": self.alert_params,
             "temperatures": {m: float(t.temperature_) for m, t in self.temperatures_.items()},
             "fused_temperature": float(self.fused_temperature_.temperature_),
         }
-        with open(folder / "model.pkl", "wb") as f:
-            pickle.dump(self, f)
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        return folder
+        return save_pickled(self, folder, FORMAT, manifest)
 
     @classmethod
     def load(cls, folder: str | Path) -> "StressDetector":
         """Load a folder written by :meth:`save`; another format or mmlab version is an error."""
-        folder = Path(folder)
-        mf = folder / "manifest.json"
-        if not mf.is_file():
-            raise SchemaError(f"{folder} is not a stress model folder (no manifest.json)")
-        try:
-            manifest = json.loads(mf.read_text())
-        except ValueError as e:
-            raise SchemaError(f"{mf} is not valid JSON: {e}") from None
-        if manifest.get("format") != FORMAT:
-            raise SchemaError(f"{folder}: model format {manifest.get('format')!r}, this mmlab reads {FORMAT!r}")
-        if manifest.get("mmlab_version") != mmlab.__version__:
-            raise SchemaError(f"{folder} was saved by mmlab {manifest.get('mmlab_version')}, this is "
-                              f"mmlab {mmlab.__version__}: retrain it (mmlab stress train)")
-        with open(folder / "model.pkl", "rb") as f:
-            det = pickle.load(f)
-        if not isinstance(det, cls) or det.modalities_ != manifest["modalities"]:
-            raise SchemaError(f"{folder}: model.pkl does not match its manifest")
-        return det
+        return load_pickled(cls, folder, FORMAT, "a stress model", "mmlab stress train",
+                            lambda det, mf: det.modalities_ == mf["modalities"])
 
 
 def _subject_folds(subjects: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
