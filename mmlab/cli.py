@@ -37,6 +37,16 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def _print_result(args: argparse.Namespace, title: str, result: dict) -> None:
+    """``result`` as one JSON object with ``--json``, else as ``key  value`` lines and tables."""
+    if args.json:
+        _print_json(result)
+        return
+    from mmlab import bench
+
+    print(bench.format_result(title, result).replace("mmlab bench ", "mmlab ", 1))
+
+
 # ------------------------------------------------------------------------ teaching
 def _cmd_assign(args: argparse.Namespace) -> int:
     from mmlab.teach.assign import assign_all
@@ -194,12 +204,7 @@ def _cmd_stress_evaluate(args: argparse.Namespace) -> int:
     ev = evaluate_loso(_stress_detector(args), open_recordings(args.data, args.subjects),
                        scheduler=args.scheduler, progress=not args.quiet)
     result = {**ev.summary(), "per_subject": ev.per_subject().round(4).to_dict("records")}
-    if args.json:
-        _print_json(result)
-    else:
-        from mmlab import bench
-
-        print(bench.format_result("stress evaluate", result).replace("mmlab bench ", "mmlab ", 1))
+    _print_result(args, "stress evaluate", result)
     return 0
 
 
@@ -247,12 +252,7 @@ def _cmd_emotion_evaluate(args: argparse.Namespace) -> int:
 
     ev = evaluate(_emotion_recognizer(args), load_utterances(args.data, calls=args.calls, seed=args.seed))
     result = {k: v for k, v in ev.items() if k not in ("utterances", "calls")}
-    if args.json:
-        _print_json(result)
-    else:
-        from mmlab import bench
-
-        print(bench.format_result("emotion evaluate", result).replace("mmlab bench ", "mmlab ", 1))
+    _print_result(args, "emotion evaluate", result)
     return 0
 
 
@@ -285,16 +285,10 @@ def _jsonable_default(value):
 
 # --------------------------------------------------------------------- maintenance
 def _maintenance_monitor(args: argparse.Namespace):
-    import inspect
-
     from mmlab.systems.maintenance import MaintenanceMonitor
+    from mmlab.validate import check_params
 
-    params = _parse_knobs(args.set)
-    known = set(inspect.signature(MaintenanceMonitor).parameters)
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise UsageError(f"--set {unknown[0]}: not a MaintenanceMonitor parameter; known: {', '.join(sorted(known))}")
-    return params
+    return check_params(MaintenanceMonitor, _parse_knobs(args.set), error=UsageError)
 
 
 def _cmd_maintenance_train(args: argparse.Namespace) -> int:
@@ -314,12 +308,7 @@ def _cmd_maintenance_evaluate(args: argparse.Namespace) -> int:
     params = _maintenance_monitor(args)
     split = split_windows(load_cohort(args.data), params.get("window_s", 5.0), args.test_fraction, args.seed)
     result, _ = evaluate(split, seed=args.seed, **params)
-    if args.json:
-        _print_json(result)
-    else:
-        from mmlab import bench
-
-        print(bench.format_result("maintenance evaluate", result).replace("mmlab bench ", "mmlab ", 1))
+    _print_result(args, "maintenance evaluate", result)
     return 0
 
 
@@ -399,12 +388,7 @@ def _cmd_federated_up(args: argparse.Namespace) -> int:
         summary[name] = {"auroc_by_round": {k: round(v["auroc"], 4) for k, v in ev.items()},
                          "epsilon": r.get("epsilon"), "failures": len(r["audit"]["failures"]),
                          "rejected": len(r["audit"]["rejected"]), "auroc_last": last.get("auroc")}
-    if args.json:
-        _print_json(summary)
-    else:
-        from mmlab import bench
-
-        print(bench.format_result("federated up", summary).replace("mmlab bench ", "mmlab ", 1))
+    _print_result(args, "federated up", summary)
     return 0 if not res["left_running"] else 1
 
 

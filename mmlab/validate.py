@@ -168,3 +168,26 @@ def check_option(value: Any, what: str, allowed: Iterable[Any], *,
         listed = ", ".join(repr(o) for o in options)
         raise error(f"{what} must be one of {listed}; got {value!r}")
     return value
+
+
+def check_params(cls: type, params: Any, *, error: type[MMLabError] = SignalError) -> dict:
+    """``params`` as a dict if every name is a parameter of ``cls`` (e.g. the CLI's ``--set``
+    for a system), else ``error`` naming the first unknown one and the known ones.
+
+    >>> class Model:
+    ...     def __init__(self, depth=3, seed=0): ...
+    >>> check_params(Model, {"depth": 5})
+    {'depth': 5}
+    >>> check_params(Model, {"colour": "red"})
+    Traceback (most recent call last):
+    ...
+    mmlab.errors.SignalError: 'colour' is not a Model parameter; known: depth, seed
+    """
+    import inspect
+
+    params = dict(params)
+    known = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise error(f"{unknown[0]!r} is not a {cls.__name__} parameter; known: {', '.join(sorted(known))}")
+    return params

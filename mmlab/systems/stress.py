@@ -56,7 +56,7 @@ from mmlab.parallel import map_tasks
 from mmlab.recording import Cohort, Recording, Stream
 from mmlab.systems.alerts import Alert, ConsensusAlerter
 from mmlab.systems._folder import load_pickled, save_pickled
-from mmlab.validate import check_int, check_number, check_option, check_positive
+from mmlab.validate import check_int, check_number, check_option, check_params, check_positive
 
 __all__ = ["StressDetector", "StressStream", "StressEvaluation", "evaluate_loso", "default_streams", "window_labels",
            "stress_episodes", "stream_chunks", "open_recordings", "FORMAT"]
@@ -419,13 +419,7 @@ class StressDetector:
     def from_params(cls, params: Mapping[str, Any]) -> "StressDetector":
         """A detector from a parameter mapping (the CLI's ``--set``); an unknown name is a
         clear error that lists the known ones."""
-        import inspect
-
-        known = set(inspect.signature(cls).parameters)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise SchemaError(f"{unknown[0]!r} is not a StressDetector parameter; known: {', '.join(sorted(known))}")
-        return cls(**params)
+        return cls(**check_params(cls, params, error=SchemaError))
 
     # ---------------------------------------------------------------- features
     def _featurizer(self, rec: Recording) -> _Featurizer:
