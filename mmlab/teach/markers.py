@@ -19,6 +19,12 @@ and what the learner must not see::
 Each graded cell carries nbgrader metadata (``metadata.nbgrader``): answer cells
 ``solution: true``, test cells ``grade: true`` with ``points`` and ``locked: true``, and
 every one a unique ``grade_id``.
+
+A **written answer** (graded by a person, as nbgrader's "manually graded answer") is a
+markdown cell with ``solution: true``, ``grade: true`` and positive ``points``; its
+``### BEGIN SOLUTION`` region holds the model answer and the rubric, which ``mmlab assign``
+replaces by ``YOUR ANSWER HERE``. ``mmlab grade`` takes the learner's text and reports the
+task as needing manual grading.
 """
 
 from __future__ import annotations
@@ -90,8 +96,17 @@ def nbgrader_meta(cell) -> dict:
     return dict(cell.get("metadata", {}).get("nbgrader", {}) or {})
 
 
+def is_manual(cell) -> bool:
+    """True for a written answer graded by a person (markdown, ``solution`` and ``grade``)."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("solution") and meta.get("grade")) and cell.get("cell_type") == "markdown"
+
+
 def cell_role(cell) -> str:
-    """``"test"`` (autograded), ``"answer"`` (learner writes it) or ``"plain"``."""
+    """``"test"`` (autograded), ``"answer"`` (learner writes it) or ``"plain"``.
+
+    A written answer (:func:`is_manual`) is an ``"answer"``: the learner writes it.
+    """
     meta = nbgrader_meta(cell)
     if meta.get("grade") and not meta.get("solution"):
         return "test"
@@ -121,7 +136,12 @@ def validate_source(nb, path: Path | str) -> None:
                 raise NotebookError(f"{w}: grade_id {gid!r} is also used by cell {seen[gid]}")
             seen[gid] = i
         if meta.get("grade") and meta.get("solution"):
-            raise NotebookError(f"{w}: manually graded answers (grade and solution both true) are not supported")
+            if cell.cell_type != "markdown":
+                raise NotebookError(f"{w}: a manually graded answer (grade and solution both true) must be a "
+                                    "markdown cell (a written answer); code answers are graded by test cells")
+            pts = meta.get("points")
+            if not isinstance(pts, (int, float)) or pts <= 0:
+                raise NotebookError(f"{w}: written answer needs positive 'points', has {pts!r}")
         if role == "test":
             pts = meta.get("points")
             if not isinstance(pts, (int, float)) or pts <= 0:
