@@ -181,6 +181,25 @@ def test_call_center_pairs_one_row_per_caller_turn(calls):
                                pairs.meta["duration"], rtol=0.01)
 
 
+def test_pair_builders_show_a_progress_bar_only_when_asked(calls, capsys):
+    """progress=True: a labelled tqdm bar counting the calls (sessions) on stderr, and the
+    same pairs as without it; progress=False: nothing on stderr."""
+    enc = lambda t: np.array([[len(s), s.count(" ")] for s in t])  # noqa: E731
+    quiet = call_center_pairs(calls, encoder=enc)
+    assert capsys.readouterr().err == ""
+    shown = call_center_pairs(calls, encoder=enc, progress=True)
+    err = capsys.readouterr().err
+    assert "calls: voice features" in err and f"{len(calls)}/{len(calls)}" in err
+    np.testing.assert_array_equal(quiet.a, shown.a)
+    cohort = synth.make_cohort("stress_protocol", n_subjects=2, seed=1, fast=True, voice_per_phase=1)
+    sp_quiet = stress_pairs(cohort)
+    assert capsys.readouterr().err == ""
+    sp_shown = stress_pairs(cohort, progress=True)
+    err = capsys.readouterr().err
+    assert "sessions: physiology and voice" in err and "2/2" in err
+    np.testing.assert_array_equal(sp_quiet.a, sp_shown.a)
+
+
 def test_stress_pairs_physiology_follows_the_phase():
     cohort = synth.make_cohort("stress_protocol", n_subjects=2, seed=1, fast=True, voice_per_phase=2)
     pairs = stress_pairs(cohort, window_s=30.0)

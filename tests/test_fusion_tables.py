@@ -101,6 +101,25 @@ def test_stress_window_table_has_four_modalities():
     assert raw["ecg__hr_mean"].median() > 40  # beats per minute, not z-scores
 
 
+def test_cohort_and_window_table_progress_bars_leave_results_unchanged(capsys):
+    """progress=True shows a tqdm bar over the subjects (labelled, counting 2 of 2) on
+    stderr and changes nothing in the data; progress=False prints nothing."""
+    from mmlab import synth
+
+    quiet = synth.make_cohort("stress_protocol", n_subjects=2, seed=0, fast=True)
+    table = stress_window_table(quiet, 15.0)
+    assert capsys.readouterr().err == ""
+    shown = synth.make_cohort("stress_protocol", n_subjects=2, seed=0, fast=True, progress=True)
+    err = capsys.readouterr().err
+    assert "stress_protocol subjects" in err and "2/2" in err
+    assert all(np.array_equal(a["chest_ecg"].data, b["chest_ecg"].data, equal_nan=True)
+               for a, b in zip(quiet, shown))
+    table2 = stress_window_table(shown, 15.0, progress=True)
+    err = capsys.readouterr().err
+    assert "window features" in err and "2/2" in err
+    pd.testing.assert_frame_equal(table, table2)
+
+
 def test_cross_val_weights_out_of_fold_and_perturbed():
     """Out-of-fold attention weights: rows sum to 1 over present modalities, an absent
     modality gets weight 0, and a perturbation only changes the test fold."""
@@ -120,3 +139,18 @@ def test_cross_val_weights_out_of_fold_and_perturbed():
     assert res.proba["none"].shape == (len(y), 2) and set(res.predictions()) <= {"rest", "stress"}
     with pytest.raises(SchemaError, match="modality_weights"):
         cross_val_weights(FU.EarlyFusion(), X, y, E.loso_splits(g))
+
+
+def test_cross_val_weights_progress_bar_counts_the_folds(capsys):
+    """progress=True: a tqdm bar named after the model, counting 4 of 4 folds; the weights
+    are those of the run without a bar."""
+    from mmlab.fusion.weights import cross_val_weights
+
+    X, y, g = fusion_task("independent", n_subjects=4, windows=10, seed=0)
+    model = FU.AttentionFusion(epochs=3, random_state=0)
+    quiet = cross_val_weights(model, X, y, list(E.loso_splits(g)))
+    assert capsys.readouterr().err == ""
+    shown = cross_val_weights(model, X, y, list(E.loso_splits(g)), progress=True)
+    err = capsys.readouterr().err
+    assert "AttentionFusion" in err and "4/4" in err
+    pd.testing.assert_frame_equal(quiet.weights["none"], shown.weights["none"])

@@ -69,7 +69,8 @@ def feature_modalities(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(c.split("__")[0] for c in table.columns if "__" in c))
 
 
-def stress_window_table(cohort, window_s: float = 30.0, zscore: str | None = "subject") -> pd.DataFrame:
+def stress_window_table(cohort, window_s: float = 30.0, zscore: str | None = "subject",
+                        progress: bool = False) -> pd.DataFrame:
     """Per-window features of a ``stress_protocol`` cohort in four modalities (chapter
     30_fusion_taxonomy): ``ecg`` (hr_mean, sdnn, rmssd, pnn50), ``eda`` (scl_mean, scl_std,
     scr_count, scr_amp_mean) and ``resp`` (rate) from :func:`mmlab.features.window_features`
@@ -79,14 +80,17 @@ def stress_window_table(cohort, window_s: float = 30.0, zscore: str | None = "su
     ``zscore="subject"`` standardises every feature within each subject over all of that
     subject's windows (label-free, but it uses a test subject's unlabelled windows, as
     WESAD studies do); ``None`` keeps raw units. NaN features (dropouts) stay NaN: that
-    modality is absent in that window (see :func:`inputs_from_table`).
+    modality is absent in that window (see :func:`inputs_from_table`). ``progress=True``
+    shows a tqdm bar over the subjects.
     """
+    from tqdm.auto import tqdm
+
     from mmlab import features as FT
 
     if zscore not in ("subject", None):
         raise SchemaError(f"zscore must be 'subject' or None, got {zscore!r}")
     tables = []
-    for rec in cohort:
+    for rec in tqdm(cohort, desc="window features", disable=not progress):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SignalWarnings on dropout stretches: NaN features
             t = FT.window_features(rec, window_s, window_s, t_start=0.0, streams=STRESS_STREAMS)

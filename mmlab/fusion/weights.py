@@ -42,15 +42,18 @@ def _take(D, idx):
 
 def cross_val_weights(model, X: Mapping[str, Any], y: Any, splits: Iterable, mask: Mapping[str, Any] | None = None,
                       perturbations: Mapping[str, Callable] | None = None,
-                      train_transform: Callable | None = None) -> WeightsResult:
+                      train_transform: Callable | None = None, progress: bool = False) -> WeightsResult:
     """Out-of-fold modality weights and probabilities of ``model`` (chapter
     31_attention_transformers).
 
     ``splits``: ``(train_idx, test_idx)`` pairs covering every row once (e.g.
     ``mmlab.evaluate.loso_splits(groups)``). ``perturbations[name](X_test, mask_test) ->
     (X, mask)`` changes the test fold only; ``train_transform(X, mask, y) -> (X, mask, y)``
-    changes the training fold only (e.g. augmentation with noised copies).
+    changes the training fold only (e.g. augmentation with noised copies). ``progress=True``
+    shows a tqdm bar over the folds.
     """
+    from tqdm.auto import tqdm
+
     if not hasattr(model, "modality_weights"):
         raise SchemaError(f"{type(model).__name__} has no modality_weights(); use AttentionFusion or GatedFusion")
     y = np.asarray(y)
@@ -60,7 +63,8 @@ def cross_val_weights(model, X: Mapping[str, Any], y: Any, splits: Iterable, mas
     weights: dict[str, list] = {k: [] for k in names}
     proba = {k: np.full((n, len(classes)), np.nan) for k in names}
     order = []
-    for train, test in splits:
+    total = len(splits) if hasattr(splits, "__len__") else None
+    for train, test in tqdm(splits, desc=type(model).__name__, total=total, disable=not progress):
         train, test = np.asarray(train), np.asarray(test)
         Xt, mt, yt = _take(X, train), _take(mask, train), y[train]
         if train_transform is not None:

@@ -110,7 +110,7 @@ def utterance_voice_features(x, sr: float) -> np.ndarray:
 
 
 def call_center_pairs(cohort, embed: bool = True, encoder: Callable[[list[str]], np.ndarray] | None = None,
-                      speaker: str = "caller") -> Pairs:
+                      speaker: str = "caller", progress: bool = False) -> Pairs:
     """Voice <-> transcript pairs, one per caller turn of a ``call_center`` cohort
     (chapter 22_contrastive).
 
@@ -120,10 +120,13 @@ def call_center_pairs(cohort, embed: bool = True, encoder: Callable[[list[str]],
     ``embed=False`` ``b`` is an empty ``(n, 0)`` array). ``meta``: ``group`` (call id),
     ``turn`` (1, 2, ... within the call), ``onset``, ``duration``, ``label`` (the call's
     satisfaction) and ``text``. Calls without audio are skipped; a turn whose pitch
-    cannot be measured keeps NaN features (see ``Pairs.a``).
+    cannot be measured keeps NaN features (see ``Pairs.a``). ``progress=True`` shows a
+    tqdm bar over the calls.
     """
+    from tqdm.auto import tqdm
+
     rows, feats = [], []
-    for rec in cohort:
+    for rec in tqdm(cohort, desc="calls: voice features", disable=not progress):
         if "caller_audio" not in rec:
             continue
         audio = rec["caller_audio"]
@@ -159,7 +162,7 @@ PHYSIO_STREAMS: dict[str, str] = {"ecg": "chest_ecg", "eda": "chest_eda", "resp"
 
 
 def stress_pairs(cohort, window_s: float = 30.0, streams: Mapping[str, str] | None = None,
-                 step_s: float = 0.5) -> Pairs:
+                 step_s: float = 0.5, progress: bool = False) -> Pairs:
     """Physiology <-> voice pairs, one per spoken self-report of a ``stress_protocol``
     cohort (chapter 22_contrastive).
 
@@ -172,7 +175,10 @@ def stress_pairs(cohort, window_s: float = 30.0, streams: Mapping[str, str] | No
     ``onset``, ``text``, ``stream``. Windows where the physiology is unusable keep NaN
     features (the features module never invents values); drop or impute those rows.
     Subjects differ more than phases do: consider :func:`zscore_by_group` on both views.
+    ``progress=True`` shows a tqdm bar over the sessions.
     """
+    from tqdm.auto import tqdm
+
     from mmlab.features import feature_columns, window_features
 
     window_s = check_positive(window_s, "stress_pairs: window_s", unit="seconds")
@@ -180,7 +186,7 @@ def stress_pairs(cohort, window_s: float = 30.0, streams: Mapping[str, str] | No
     streams = dict(PHYSIO_STREAMS if streams is None else streams)
     rows, fa, fb = [], [], []
     a_names: list[str] = []
-    for rec in cohort:
+    for rec in tqdm(cohort, desc="sessions: physiology and voice", disable=not progress):
         utt = rec.phases("utterance")
         utt = utt[(utt["stream"].astype(str) != "") & utt["stream"].isin(list(rec.streams))]
         if utt.empty or any(n not in rec for n in streams.values()):

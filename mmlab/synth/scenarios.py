@@ -63,19 +63,22 @@ def _prepare(scenario: str, n_subjects: Any, seed: Any, fast: bool, knob_values:
 
 
 def make_cohort(scenario: str, n_subjects: int = 10, seed: int = 0, fast: bool = False,
-                **knob_values: Any) -> Cohort:
+                *, progress: bool = False, **knob_values: Any) -> Cohort:
     """Generate a synthetic cohort of ``scenario`` (one of :data:`SCENARIOS`).
 
     The same arguments always give identical data. ``fast=True`` makes short sessions
     (a few minutes per subject) for tests and FAST notebooks. Knobs are scenario settings
     (see :func:`describe_knobs`); unknown scenarios, knobs or knob keys, and values outside
     a knob's range, raise :class:`~mmlab.errors.SchemaError` naming the valid ones.
-    ``Cohort.meta`` records the scenario, seed, resolved knobs and label names. For
-    cohorts larger than memory use :func:`write_cohort`.
+    ``Cohort.meta`` records the scenario, seed, resolved knobs and label names.
+    ``progress=True`` shows a tqdm bar over the subjects (a full-length subject takes
+    seconds). For cohorts larger than memory use :func:`write_cohort`.
     """
+    from tqdm.auto import tqdm
+
     mod, seed, resolved, plan, ids, meta = _prepare(scenario, n_subjects, seed, fast, knob_values)
     recs, rows = [], []
-    for i, sid in enumerate(ids):
+    for i, sid in enumerate(tqdm(ids, desc=f"{scenario} subjects", disable=not progress)):
         rec, row = mod.make_subject(i, sid, seed, resolved, bool(fast), plan[i])
         recs.append(rec)
         rows.append(row)
