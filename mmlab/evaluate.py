@@ -525,15 +525,17 @@ def compare_models(models: Mapping[str, Any], X: Mapping[str, Any], y: Any, grou
 def robustness_sweep(model, X: Mapping[str, Any], y: Any, groups: Any,
                      mask: Mapping[str, Any] | None = None, modalities: Sequence[str] | None = None,
                      snr_db: Sequence[float] = (20, 10, 0), shifts: Sequence[int] = (1, 2),
-                     splits: Sequence | None = None, random_state: int = 0) -> pd.DataFrame:
+                     splits: Sequence | None = None, random_state: int = 0,
+                     progress: bool = False) -> pd.DataFrame:
     """Macro-F1 and balanced accuracy of ``model`` (cross-validated once) on clean test data
     and under each perturbation of :func:`standard_perturbations` (chapter
     40_missing_robustness). Columns: ``perturbation`` ("none", "remove", "noise", "shift"),
     ``modality``, ``level`` (SNR in dB or shift in windows), ``macro_f1``,
-    ``balanced_accuracy``."""
+    ``balanced_accuracy``. ``progress=True`` shows a tqdm bar over the folds."""
     mods = list(X) if modalities is None else list(modalities)
     pert = standard_perturbations(mods, snr_db, shifts, random_state)
-    res = cross_validate(model, X, y, groups, mask, splits, perturbations=pert, random_state=random_state)
+    res = cross_validate(model, X, y, groups, mask, splits, perturbations=pert, random_state=random_state,
+                         progress=progress)
     rows = [{"perturbation": "none", "modality": "", "level": np.nan, **_two(res, res.proba)}]
     for name, p in res.perturbed.items():
         kind, m, *rest = name.split(":")

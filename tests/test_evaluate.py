@@ -212,6 +212,21 @@ def test_robustness_sweep_orders_the_damage():
     assert f1[("shift", "b", 1.0)] < clean - 0.1                        # misaligned windows hurt
 
 
+def test_sweep_and_model_comparison_progress_bars(capsys):
+    """progress=True shows the per-fold tqdm bar (named after the model, counting the
+    subjects) and leaves the numbers unchanged; progress=False prints nothing."""
+    X, y, g = cohort_like()
+    n = len(np.unique(g))
+    quiet = E.robustness_sweep(EarlyFusion(), X, y, g, snr_db=(0,), shifts=(1,))
+    assert capsys.readouterr().err == ""
+    shown = E.robustness_sweep(EarlyFusion(), X, y, g, snr_db=(0,), shifts=(1,), progress=True)
+    err = capsys.readouterr().err
+    assert "EarlyFusion" in err and f"/{n} " in err  # the bar (cleared at the end: leave=False)
+    pd.testing.assert_frame_equal(quiet, shown)
+    E.compare_models({"early": EarlyFusion()}, X, y, g, progress=True)
+    assert f"/{n} " in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ bench fusion
 def test_bench_fusion_is_registered_and_builds_sequences_within_subject():
     from mmlab import bench
