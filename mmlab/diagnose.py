@@ -69,7 +69,7 @@ def _clocks_for(rec: Recording, clocks: Any):
 
 def window_table(cohort: Cohort | Sequence[Recording], window_s: float = 30.0, step_s: float | None = None,
                  *, streams: Mapping[str, str] = STRESS_STREAMS, clocks: Any = None,
-                 min_coverage: float = 0.5) -> pd.DataFrame:
+                 min_coverage: float = 0.5, progress: bool = False) -> pd.DataFrame:
     """Per-window features of every recording: ``subject``, ``start``, ``end``, ``label`` and
     the ``<prefix>__<feature>`` columns of :func:`mmlab.features.window_features`.
 
@@ -83,11 +83,14 @@ def window_table(cohort: Cohort | Sequence[Recording], window_s: float = 30.0, s
     ``meta["clock_truth"]``, ``{device: {"offset_s", "drift_ppm"}}`` one clock for all, and
     ``{subject: {device: ...}}`` one per subject (e.g. estimates from :mod:`mmlab.align`).
     Signal warnings on dropouts are silenced: those windows get NaN features.
+    ``progress=True`` shows a tqdm bar over the recordings.
     """
+    from tqdm.auto import tqdm
+
     from mmlab import features as FT
 
     tables = []
-    for rec in _recordings(cohort):
+    for rec in tqdm(_recordings(cohort), desc="window features", disable=not progress):
         chosen = {p: s for p, s in streams.items() if s in rec}
         if not chosen:
             continue

@@ -31,6 +31,14 @@ def test_window_table_columns_follow_streams(table):
     assert (table.groupby("subject").start.min() == 0).all()
 
 
+def test_window_table_progress_bar(cohort, table, capsys):
+    """progress=True: a tqdm bar counting the 3 recordings; the same table as without it."""
+    shown = D.window_table(cohort, 20.0, 10.0, clocks="truth", progress=True)
+    err = capsys.readouterr().err
+    assert "window features" in err and "3/3" in err
+    pd.testing.assert_frame_equal(shown, table)
+
+
 def test_wrong_clock_moves_the_wrist_windows(cohort, table):
     """Ignoring a 30 s-scale wrist offset changes the wrist features, not the chest ones;
     passing the true clock per subject reproduces clocks='truth'."""
