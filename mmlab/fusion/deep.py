@@ -583,8 +583,9 @@ class TransformerFusion(DeepFusion):
 
 
 class GatedFusion(DeepFusion):
-    """Gated fusion (:class:`GatedFusionNet`): each modality's embedding is scaled by a
-    learned sigmoid gate before summing; absent modalities get gate 0.
+    """Gated fusion (:class:`GatedFusionNet`): each feature of each modality's embedding is
+    scaled by a learned gate (a softmax over the present modalities, per feature) before
+    summing; absent modalities get gate 0.
 
     Parameters
     ----------
