@@ -273,7 +273,7 @@ _CACHE_MAX = 50_000
 
 
 def embed(texts: str | Iterable[str], batch_size: int = 64, normalize_embeddings: bool = True,
-          cache: bool = True) -> np.ndarray:
+          cache: bool = True, progress: bool = False) -> np.ndarray:
     """MiniLM sentence embeddings (chapter 10_text): ``(n, 384)`` float32, or ``(384,)``
     for a single string.
 
@@ -282,7 +282,8 @@ def embed(texts: str | Iterable[str], batch_size: int = 64, normalize_embeddings
     ``normalize_embeddings=False``, so a dot product is the cosine similarity. With
     ``cache`` the normalised embeddings of texts seen before in this process are reused
     (repeated train/test splits then cost nothing). Deterministic on the CPU up to float
-    round-off between batch compositions (about 1e-7).
+    round-off between batch compositions (about 1e-7). ``progress=True`` shows a bar over
+    the batches still to encode.
     """
     single = isinstance(texts, (str, np.str_))
     items = check_texts(texts)
@@ -297,7 +298,7 @@ def embed(texts: str | Iterable[str], batch_size: int = 64, normalize_embeddings
         import torch
 
         with torch.inference_mode():
-            enc = load_encoder().encode(todo, batch_size=int(batch_size), show_progress_bar=False,
+            enc = load_encoder().encode(todo, batch_size=int(batch_size), show_progress_bar=bool(progress),
                                         convert_to_numpy=True, normalize_embeddings=normalize_embeddings)
         fresh = dict(zip(todo, np.asarray(enc, dtype=np.float32)))
         if use_cache:
@@ -397,7 +398,8 @@ def sentiment_models(random_state: int = 0, embeddings: bool = True, binary_posi
 
 
 def evaluate_sentiment(texts: Sequence[str], labels: Sequence, test_size: float = 0.3, random_state: int = 0,
-                       models: dict | None = None, embeddings: bool = True, n_splits: int = 1) -> pd.DataFrame:
+                       models: dict | None = None, embeddings: bool = True, n_splits: int = 1,
+                       progress: bool = False) -> pd.DataFrame:
     """Held-out accuracy of each baseline on stratified splits (chapter 10_text).
 
     With ``n_splits=1`` one stratified train/test split (``train_test_split`` with
@@ -407,10 +409,11 @@ def evaluate_sentiment(texts: Sequence[str], labels: Sequence, test_size: float 
     ``n_train``, ``n_test`` and ``majority`` (accuracy of always predicting the most
     frequent training class, the floor to beat). ``models`` defaults to
     :func:`sentiment_models` (with the ``vader rule`` when there are two classes and one
-    of them is ``1``/``"positive"``).
+    of them is ``1``/``"positive"``). ``progress=True`` shows a bar over the model fits.
     """
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedShuffleSplit, train_test_split
+    from tqdm.auto import tqdm
 
     items = check_texts(texts)
     y = np.asarray(labels)
@@ -435,13 +438,17 @@ def evaluate_sentiment(texts: Sequence[str], labels: Sequence, test_size: float 
         splits = list(sss.split(idx, y))
     scores: dict[str, list[float]] = {name: [] for name in models}
     floors = []
+    bar = tqdm(total=len(splits) * len(models), desc="fitting baselines", disable=not progress, leave=False)
     for tr, te in splits:
         x_tr, x_te = [items[i] for i in tr], [items[i] for i in te]
         values, freq = np.unique(y[tr], return_counts=True)
         floors.append(float(np.mean(y[te] == values[np.argmax(freq)])))
         for name, model in models.items():
+            bar.set_postfix_str(name)
             fitted = clone(model).fit(x_tr, y[tr])
             scores[name].append(float(np.mean(fitted.predict(x_te) == y[te])))
+            bar.update()
+    bar.close()
     n_tr, n_te = len(splits[0][0]), len(splits[0][1])
     return pd.DataFrame([{"model": name, "accuracy": float(np.mean(acc)), "accuracy_sd": float(np.std(acc)),
                           "n_train": n_tr, "n_test": n_te, "majority": float(np.mean(floors))}

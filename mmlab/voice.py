@@ -605,12 +605,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     ``shift_s`` seconds (augmentation) and anneals the learning rate on a cosine. Torch
     runs on ``n_threads`` CPU threads (restored afterwards); with a fixed thread count the
     result is deterministic given ``random_state``. ``history_`` keeps loss and training
-    accuracy per epoch.
+    accuracy per epoch. ``progress=True`` shows a tqdm bar over the epochs.
     """
 
     def __init__(self, sr: int = 8000, n_mels: int = 40, duration: float = 1.0, epochs: int = 12,
                  batch_size: int = 16, lr: float = 5e-3, width: int = 8, weight_decay: float = 1e-4,
-                 shift_s: float = 0.1, random_state: int = 0, n_threads: int | None = 1):
+                 shift_s: float = 0.1, random_state: int = 0, n_threads: int | None = 1,
+                 progress: bool = False):
         self.sr = sr
         self.n_mels = n_mels
         self.duration = duration
@@ -622,6 +623,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.shift_s = shift_s
         self.random_state = random_state
         self.n_threads = n_threads
+        self.progress = progress
 
     def _features(self, X) -> np.ndarray:
         sr = check_rate(self.sr)
@@ -672,7 +674,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 return {"train_accuracy": acc}
 
             result = train_loop(model, opt, lambda epoch: minibatches(np.arange(len(target)), bs, gen),
-                                batch_loss, epochs=int(self.epochs), scheduler=sched, log=accuracy)
+                                batch_loss, epochs=int(self.epochs), scheduler=sched, log=accuracy,
+                                progress=bool(self.progress), desc="CNN epochs")
         self.history_ = [{"loss": r["train_loss"], "train_accuracy": r["train_accuracy"]}
                          for r in result.history]
         self.module_ = model.eval()

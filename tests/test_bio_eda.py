@@ -46,7 +46,7 @@ def test_constant_signal_has_no_scrs_where_neurokit2_finds_some():
         res = eda.process(const, fs)
         assert len(res.scr) == 0
         assert res.summary()["scl_mean"] == pytest.approx(5.0)
-    # the reason for our absolute threshold: neurokit2 0.2.13's relative one keeps
+    # the reason for our absolute threshold: neurokit2's relative one (0.3.0: 10 % of the largest) keeps
     # floating-point noise (this line documents it; it is not what we test)
     import neurokit2 as nk
 

@@ -227,3 +227,14 @@ def test_tfidf_of_texts_without_words_is_a_clear_error():
         T.make_tfidf().fit_transform("just one text")
     X = T.make_tfidf().fit_transform(["", "a real text"])      # one empty text among others is fine
     assert X.shape[0] == 2 and X[0].nnz == 0
+
+
+def test_progress_bar_counts_the_fits_and_changes_nothing(capsys):
+    texts = [f"{'good' if i % 2 else 'bad'} item {i}" for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    quiet = T.evaluate_sentiment(texts, labels, embeddings=False, n_splits=2)
+    assert "fitting baselines" not in capsys.readouterr().err
+    shown = T.evaluate_sentiment(texts, labels, embeddings=False, n_splits=2, progress=True)
+    err = capsys.readouterr().err
+    assert "fitting baselines" in err and "0/6" in err   # 2 splits x 3 models (tfidf, vader, rule)
+    pd.testing.assert_frame_equal(quiet, shown)

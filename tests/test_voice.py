@@ -206,7 +206,7 @@ def test_synthetic_words_are_deterministic_and_split_like_fsdd():
     assert all(np.isfinite(x).all() and np.abs(x).max() <= 1 for x in a.audio)
 
 
-def test_both_baselines_learn_vowels_and_the_cnn_is_seeded():
+def test_both_baselines_learn_vowels_and_the_cnn_is_seeded(capsys):
     words = SV.synthetic_words(n_per_class=16, sr=8000, seed=0, words={"ai": ("a", "i"), "ou": ("o", "u")})
     train, test = words[words.split == "train"], words[words.split == "test"]
     lin = V.mfcc_linear_model(sr=8000).fit(list(train.audio), train.label)
@@ -214,7 +214,10 @@ def test_both_baselines_learn_vowels_and_the_cnn_is_seeded():
     cnn = V.CNNClassifier(sr=8000, epochs=8, random_state=0).fit(list(train.audio), train.label)
     assert len(cnn.history_) == 8 and cnn.history_[-1]["loss"] < cnn.history_[0]["loss"]
     assert cnn.predict(list(test.audio)).shape == (8,)
-    again = V.CNNClassifier(sr=8000, epochs=8, random_state=0).fit(list(train.audio), train.label)
+    capsys.readouterr()
+    # the progress bar (chapter 11 shows it) neither changes the result nor stays silent
+    again = V.CNNClassifier(sr=8000, epochs=8, random_state=0, progress=True).fit(list(train.audio), train.label)
+    assert "CNN epochs" in capsys.readouterr().err
     assert np.allclose(cnn.predict_proba(list(test.audio)), again.predict_proba(list(test.audio)), atol=1e-6)
 
 

@@ -610,8 +610,9 @@ def match_peaks(detected, reference, fs, tol_s: float = 0.15) -> dict:
     """Score detected beats against reference beats (both sample indices at rate ``fs``).
 
     Introduced in chapter 12_ecg_hrv. Each detection matches at most one reference beat
-    within ``tol_s`` (±150 ms is the usual convention, as in ``wfdb.processing``'s
-    comparison) and vice versa, closest pairs first. Returns ``tp``, ``fp``, ``fn``,
+    within ``tol_s`` (±150 ms, the ANSI/AAMI EC57 convention; wfdb's own MIT-BIH benchmark,
+    ``wfdb.processing.benchmark_mitdb``, is stricter: 0.1 * fs samples, 100 ms) and vice
+    versa, closest pairs first. Returns ``tp``, ``fp``, ``fn``,
     ``precision``, ``recall``, ``f1`` and ``mean_abs_error_s`` (of the matched pairs);
     a ratio with a zero denominator is NaN. Indices must be non-negative whole numbers
     and ``tol_s`` a finite number >= 0 (:class:`SignalError` otherwise); to score event
