@@ -224,3 +224,21 @@ def test_check_yourself_outside_jupyterlab_only_explains(monkeypatch):
     said: list[str] = []
     assert learner.check_yourself("12_ecg_hrv", echo=said.append) is None
     assert "mmlab grade work/12_ecg_hrv.ipynb --assignment 12_ecg_hrv" in said[0]
+
+
+# ------------------------------------------------------------------- landing page
+def test_landing_page_links_every_chapter_and_exercise_and_make_lab_opens_it(root):
+    import re
+
+    text = (root / "START_HERE.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    assert links and all((root / link).exists() for link in links), [x for x in links if not (root / x).exists()]
+    for folder in ("notebooks", "exercises"):
+        for nb in (root / folder).glob("*.ipynb"):
+            assert f"{folder}/{nb.name}" in links, f"START_HERE.md does not link {folder}/{nb.name}"
+    args = subprocess.run(["make", "-s", "lab-args", "PORT=1"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.split()
+    assert "--ServerApp.root_dir=." in args and "--LabApp.default_url=/lab/tree/START_HERE.md" in args
+    settings = json.loads((root / "lab-settings" / "overrides.json").read_text())
+    assert settings["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["markdown"] == "Markdown Preview"
+    assert "mmlab start" in text and "work/" in text and "_build/book/html/index.html" in text
