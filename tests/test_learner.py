@@ -242,3 +242,18 @@ def test_landing_page_links_every_chapter_and_exercise_and_make_lab_opens_it(roo
     settings = json.loads((root / "lab-settings" / "overrides.json").read_text())
     assert settings["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["markdown"] == "Markdown Preview"
     assert "mmlab start" in text and "work/" in text and "_build/book/html/index.html" in text
+
+
+def test_every_solution_ends_with_its_check_yourself_cell_and_grade_skips_it(root):
+    from mmlab.teach.markers import CHECK_YOURSELF_TAG
+    from mmlab.teach.rebuild import rebuild
+
+    for path in sorted((root / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        last = nb.cells[-1]
+        assert last.cell_type == "code" and CHECK_YOURSELF_TAG in last.metadata.get("tags", []), path.name
+        assert f'check_yourself("{path.stem}")' in last.source, path.name
+        assert "## Check yourself" in nb.cells[-2].source and f"mmlab start {path.stem[:2]}" in nb.cells[-2].source
+    src = nbformat.read(root / "solutions" / f"{NAME}.ipynb", as_version=4)
+    cells, _ = rebuild(make_exercise(src, f"{NAME}.ipynb"), src, f"{NAME}.ipynb")
+    assert not [c for c in cells if "check_yourself" in c.source]

@@ -29,7 +29,7 @@ import difflib
 import nbformat
 
 from mmlab.teach.assign import make_exercise
-from mmlab.teach.markers import cell_role, nbgrader_meta
+from mmlab.teach.markers import CHECK_YOURSELF_TAG, cell_role, nbgrader_meta
 
 
 class Mismatch(Exception):
@@ -167,6 +167,8 @@ def rebuild(sub, src, src_name: str = "source"):
                 for t in texts:
                     cells.append(_new_code(_strip_magics(t), "answer",
                                            nbgrader={"grade_id": nbgrader_meta(s_cell)["grade_id"]}))
+            elif CHECK_YOURSELF_TAG in s_cell.metadata.get("tags", []):
+                pass  # the learner's self-check: grading the notebook from inside itself
             else:
                 cell = _new_code(s_cell.source, "source")
                 cell.metadata["nbgrader"] = copy.deepcopy(dict(s_cell.metadata.get("nbgrader", {})))
