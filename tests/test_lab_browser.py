@@ -6,7 +6,8 @@ of 127.0.0.1 with a token; Debian's chromium (/usr/bin/chromium) is driven throu
 chapter and runs it all (outputs rendered, no error), then makes a learner copy of the welcome
 exercise with `mmlab start` into a scratch learner folder, fills one answer wrongly and then
 rightly, and runs the visible check after it: the wrong answer shows "expected ..., got ...",
-the right one passes. Autosave is off (a settings folder of the test's own), so no notebook of
+the right one passes; saved, the copy's last cell (Check yourself) grades it and shows that
+task's point. Autosave is off (a settings folder of the test's own), so no notebook of
 the project is ever written; the test checks that too. Screenshots of a failure go to
 test-output/lab-browser/.
 """
@@ -148,6 +149,14 @@ def _set_cell(pg, cell, text: str) -> None:
     pg.keyboard.insert_text(text)  # as a paste: no auto-indent of typed newlines
 
 
+def _saved_answer(path: Path, gid: str) -> str:
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # being written
+        return "NotImplementedError"
+    return next(c.source for c in nb.cells if nbgrader_meta(c).get("grade_id") == gid)
+
+
 def _answers() -> tuple[str, str, str]:
     """The first answer of the welcome exercise: its grade_id, a wrong and the right text."""
     src = nbformat.read(ROOT / "solutions" / f"{CHAPTER}.ipynb", as_version=4)
@@ -223,6 +232,22 @@ def test_landing_page_welcome_chapter_and_an_exercise_copy(lab, page):
                 assert not re.search(r"Error|expected", feedback), f"{gid}: the right answer failed: {feedback}"
             else:
                 assert re.search(r"expected .+ got -1", feedback), f"{gid}: no expected-vs-got feedback: {feedback!r}"
+
+        # 4. Check yourself: save, run the copy's last cell; it grades the saved copy (no sandbox).
+        pg.keyboard.press("Escape")
+        pg.keyboard.press("Control+s")
+        deadline = time.monotonic() + 20
+        while "NotImplementedError" in _saved_answer(work / f"{CHAPTER}.ipynb", gid):
+            if time.monotonic() > deadline:
+                raise AssertionError("Ctrl+S did not save the copy")
+            time.sleep(0.3)
+        last = code.nth(code.count() - 1)
+        last.locator(".cm-content").click()
+        pg.keyboard.press("Control+Enter")  # run in place
+        last.locator(".jp-OutputArea-output", has_text="points from the autograded tasks").wait_for(timeout=150_000)
+        text = " ".join(last.locator(".jp-OutputArea-output").all_text_contents())
+        assert str(work / f"{CHAPTER}.ipynb") in text and "'grade_id'" not in text  # a table, not a record
+        assert re.search(rf"{gid.replace('_answer', '_test')}\s+1/1\s+ok", text), text
     finally:
         shutil.rmtree(work, ignore_errors=True)
     changed = [str(p.relative_to(ROOT)) for p, before in project.items() if p.read_bytes() != before]

@@ -217,6 +217,7 @@ def test_check_yourself_grades_the_saved_copy_without_the_sandbox(course, monkey
     r = learner.check_yourself(NAME, echo=said.append)
     assert r["score"] == 5 and r["needs_manual_grading"] == ["why_written"]
     assert str(path) in said[0] and "needs manual grading" in said[1]
+    assert repr(r) == "5/5 points from the autograded tasks; 1 written answer(s) need manual grading"
 
 
 def test_check_yourself_outside_jupyterlab_only_explains(monkeypatch):

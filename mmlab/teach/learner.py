@@ -106,14 +106,26 @@ def _copies(assignment: str, folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+class CheckResult(dict):
+    """The grader's result (a dict, as ``mmlab grade --json`` gives it) that shows as one line,
+    so the notebook cell that returns it does not print the whole record."""
+
+    def __repr__(self) -> str:
+        line = f"{self['score']:g}/{self['max_score']:g} points from the autograded tasks"
+        pending = self.get("needs_manual_grading") or []
+        if pending:
+            line += f"; {len(pending)} written answer(s) need manual grading"
+        return line
+
+
 def check_yourself(assignment: str, path: str | Path | None = None, *, cell_timeout: float = 300.0,
-                   notebook_timeout: float = 1200.0, echo=print) -> dict | None:
+                   notebook_timeout: float = 1200.0, echo=print) -> CheckResult | None:
     """Grade your saved copy of ``assignment`` and print the per-task table.
 
     ``path`` defaults to the notebook this cell runs in (JupyterLab tells the kernel); run
     outside JupyterLab (papermill, the grader itself) it prints how to grade from a terminal
     and returns None. The copy is read, never changed. Runs without the sandbox: it is your
-    own code.
+    own code. Returns the grader's result (shown as a one-line summary).
     """
     from mmlab.teach.grade import format_table, grade_notebook
 
@@ -139,7 +151,7 @@ def check_yourself(assignment: str, path: str | Path | None = None, *, cell_time
     echo(format_table(result))
     if result["tasks"] and all(t["error"] is None for t in result["tasks"]):
         echo("Every autograded task passes.")
-    return result
+    return CheckResult(result)
 
 
-__all__ = ["LEARNER_DIR", "check_yourself", "find_exercise", "learner_dir", "project_root", "start"]
+__all__ = ["LEARNER_DIR", "CheckResult", "check_yourself", "find_exercise", "learner_dir", "project_root", "start"]
