@@ -258,3 +258,19 @@ def test_every_solution_ends_with_its_check_yourself_cell_and_grade_skips_it(roo
     src = nbformat.read(root / "solutions" / f"{NAME}.ipynb", as_version=4)
     cells, _ = rebuild(make_exercise(src, f"{NAME}.ipynb"), src, f"{NAME}.ipynb")
     assert not [c for c in cells if "check_yourself" in c.source]
+
+
+def test_exercises_use_no_path_relative_to_their_folder(root):
+    """A learner copy runs from work/ (or any --dir): no code cell of a solution reads a path
+    relative to exercises/ or the notebook's folder (data comes through DATA_DIR / MMLAB_DATA_DIR)."""
+    import re
+
+    bad = re.compile(r"""["'](\.\./|\./|exercises/|solutions/|notebooks/)|Path\.cwd\(\)|os\.getcwd\(\)|__file__""")
+    found = []
+    for path in sorted((root / "solutions").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type != "code":
+                continue
+            code = "\n".join(line.split("#", 1)[0] for line in cell.source.splitlines())  # comments aside
+            found += [f"{path.name} cell {i}: {m.group(0)}" for m in bad.finditer(code)]
+    assert not found, found
