@@ -220,6 +220,15 @@ def test_check_yourself_grades_the_saved_copy_without_the_sandbox(course, monkey
     assert repr(r) == "5/5 points from the autograded tasks; 1 written answer(s) need manual grading"
 
 
+def test_check_yourself_without_the_solutions_says_so(course, monkeypatch):
+    monkeypatch.chdir(course)
+    path, _ = learner.start("00", course / "work")
+    (course / "solutions" / f"{NAME}.ipynb").unlink()  # a class given exercises only
+    said: list[str] = []
+    assert learner.check_yourself(NAME, path, echo=said.append) is None
+    assert "hidden tests" in said[0] and "visible test cells" in said[0]
+
+
 def test_check_yourself_outside_jupyterlab_only_explains(monkeypatch):
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     said: list[str] = []

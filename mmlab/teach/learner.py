@@ -143,6 +143,11 @@ def check_yourself(assignment: str, path: str | Path | None = None, *, cell_time
     if path.resolve().parent == (root / "exercises").resolve():
         echo(f"NOTE: you are working in exercises/, which `mmlab assign` rewrites. Keep your work in "
              f"your own copy: `mmlab start {assignment}` (then open work/{assignment}.ipynb).")
+    if not (root / "solutions" / f"{assignment}.ipynb").is_file():
+        echo(f"Check yourself needs the instructor's solutions/{assignment}.ipynb (it holds the hidden "
+             f"tests), which is not in {root}: run the visible test cells instead; your instructor "
+             "grades with the hidden tests.")
+        return None
     age = time.time() - path.stat().st_mtime
     echo(f"Grading {path} as saved {age:.0f} s ago (save first: Ctrl+S); it runs again in FAST mode, "
          "which can take a minute...")
