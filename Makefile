@@ -14,7 +14,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: lab test install assign clean-venv sandbox browser
+.PHONY: lab lab-args test install assign clean-venv sandbox browser
 
 install: $(STAMP) sandbox browser
 
@@ -51,8 +51,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mmlab)" >/dev/null
 	@touch $(STAMP)
 
+# JupyterLab at the project root (chapters, exercises, your work/ folder and the book all
+# reachable), opening START_HERE.md first (rendered: lab-settings/overrides.json). tests/test_lab_browser.py runs the same flags
+# (`make -s lab-args`).
+LAB_ARGS = --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/START_HERE.md \
+	--LabApp.app_settings_dir=lab-settings \
+	--ip=127.0.0.1 --port=$(PORT) $(if $(NO_BROWSER),--no-browser) $(ALLOW_ROOT)
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(NO_BROWSER),--no-browser) $(ALLOW_ROOT)
+	$(BIN)/jupyter lab $(LAB_ARGS)
+
+lab-args:
+	@echo $(LAB_ARGS)
 
 # Two pytest workers (one per core), each single-threaded: oversubscribed BLAS/torch threads
 # made some fits 20x slower on 2 cores. Override with PYTEST_ARGS="-n 0" for one process.

@@ -1,7 +1,8 @@
 """The ``mmlab`` command: teaching tools, data tools and benchmarks.
 
     mmlab assign [--check]                       solutions/ -> exercises/
-    mmlab grade DIR_OR_FILES --assignment NAME [--csv OUT] [--feedback DIR] [--json]
+    mmlab grade DIR_OR_FILES --assignment NAME [--csv OUT] [--feedback DIR] [--json] [--manual CSV]
+    mmlab start CHAPTER [--dir work] [--fresh]    copy an exercise into your own folder
     mmlab data make SCENARIO --subjects N --seed S --out DIR
     mmlab data info PATH [--json]
     mmlab data fetch NAME [--dest DIR]
@@ -58,9 +59,11 @@ def _cmd_assign(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from mmlab.teach.grade import format_table, grade_batch, read_roster, write_feedback, write_gradebook
+    from mmlab.teach.grade import (format_table, grade_batch, read_manual, read_roster, write_feedback,
+                                   write_gradebook, write_manual_template)
 
     roster = read_roster(Path(args.roster)) if args.roster else None
+    manual = read_manual(Path(args.manual)) if args.manual else None
 
     def progress(r):
         if not args.json:
@@ -70,9 +73,11 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         args.submissions, args.assignment, roster=roster, progress=progress,
         source_dir=Path(args.source) if args.source else None, cell_timeout=args.timeout,
         notebook_timeout=args.notebook_timeout, output_cap=args.output_cap, unsafe=args.unsafe,
-        memory_mb=args.memory_mb)
+        memory_mb=args.memory_mb, manual=manual)
     if args.csv:
         write_gradebook(results, Path(args.csv))
+    if args.manual_template:
+        write_manual_template(results, Path(args.manual_template))
     if args.feedback:
         for r in results:
             write_feedback(r, Path(args.feedback))
@@ -80,6 +85,19 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         for r in results:
             r.pop("cells", None)
         _print_json(results[0] if len(results) == 1 else results)
+    return 0
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from mmlab.teach.learner import start
+
+    path, created = start(args.chapter, args.dir, fresh=args.fresh)
+    if created:
+        print(f"your copy: {path}")
+        print("open it in JupyterLab (make lab), work there, save, and run its last cell to check yourself")
+    else:
+        print(f"you already have a copy: {path} (kept as it is; nothing was overwritten)")
+        print(f"carry on there, or run `mmlab start {args.chapter} --fresh` for a new numbered copy")
     return 0
 
 
@@ -427,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check exercises/ is up to date (exit 1 if not)")
     p.set_defaults(func=_cmd_assign)
 
+    p = sub.add_parser("start", help="copy a chapter's exercise into your own folder (work/) and print its path")
+    p.add_argument("chapter", help="the chapter: 12, 12_ecg_hrv or 12_ecg_hrv.ipynb")
+    p.add_argument("--dir", help="your folder (default: work/ at the project root)")
+    p.add_argument("--fresh", action="store_true",
+                   help="write a new numbered copy (NAME-2.ipynb, ...) beside an existing one (never overwrites)")
+    p.set_defaults(func=_cmd_start)
+
     p = sub.add_parser("grade", help="autograde submitted notebooks in a sandbox")
     p.add_argument("submissions", nargs="+", help="submitted .ipynb files or folders of them (never modified)")
     p.add_argument("--assignment", required=True,
@@ -436,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", help="write a gradebook CSV, one row per submission")
     p.add_argument("--feedback", help="write one HTML feedback page per submission into this folder")
     p.add_argument("--roster", help="CSV of file name,student id (default: the file name before '_')")
+    p.add_argument("--manual", help="CSV of student,grade_id,points: your points for written answers "
+                                    "(merged into the table, JSON, gradebook and feedback)")
+    p.add_argument("--manual-template", help="write a CSV of every written answer (student, grade_id, "
+                                             "points, max_points, answer) to fill in and pass back with --manual")
     p.add_argument("--timeout", type=_positive_seconds, default=60.0, help="seconds per cell (default 60)")
     p.add_argument("--notebook-timeout", type=_positive_seconds, default=600.0,
                    help="seconds per submission, all cells together (default 600)")

@@ -221,11 +221,20 @@ SYSTEM_CHAPTERS = {"50_stress_system": 10, "51_emotion_system": 8, "52_federated
 @pytest.mark.skipif(__import__("shutil").which("bwrap") is None, reason="bubblewrap is not installed")
 @pytest.mark.parametrize("name", SYSTEM_CHAPTERS)
 def test_system_chapter_solution_full_exercise_zero(tmp_path, root, name):
-    """The solution earns every point, the untouched exercise none."""
-    scores = []
+    """The solution earns every autograded point, the untouched exercise none; written answers
+    (if the chapter has any) wait for a person in the solution and score 0 unanswered."""
+    from mmlab.teach.markers import is_manual
+
+    src = nbformat.read(root / "solutions" / f"{name}.ipynb", as_version=4)
+    written = sorted(nbgrader_meta(c)["grade_id"] for c in src.cells if is_manual(c))
+    scores, pending = [], []
     for folder in ("solutions", "exercises"):
         path = tmp_path / f"ada_{folder}.ipynb"
         path.write_bytes((root / folder / f"{name}.ipynb").read_bytes())
         r = grade_notebook(path, name, source_dir=root / "solutions", cell_timeout=120.0)
-        scores.append((r["score"], r["max_score"]))
-    assert scores == [(SYSTEM_CHAPTERS[name], SYSTEM_CHAPTERS[name]), (0, SYSTEM_CHAPTERS[name])], scores
+        scores.append((r["score"], r["max_score"], r["manual_score"]))
+        pending.append(sorted(r["needs_manual_grading"]))
+        assert sorted(w["grade_id"] for w in r["written"]) == written
+    full = SYSTEM_CHAPTERS[name]
+    assert scores == [(full, full, None if written else 0.0), (0, full, 0.0)], scores
+    assert pending == [written, []]

@@ -14,7 +14,11 @@ How a submission is graded (the threat model is in docs/instructor.md):
 4. **Verdicts are a protocol** (:mod:`mmlab.teach._harness`): a test earns its points only
    when the runner reports ``pass`` with the secret token of that request, after
    restoring builtins and library modules and running the test's code to its end.
-5. **Cost is bounded**: a per-cell and a per-notebook wall-clock limit; a timed-out or
+5. **Written answers** (markdown cells graded by a person, ``markers.is_manual``) are not
+   run: the learner's text is taken from the submission and reported as "needs manual
+   grading" (``written`` in the result); an unanswered one scores 0. The instructor's
+   points are merged in later (:func:`read_manual`, :func:`merge_manual`).
+6. **Cost is bounded**: a per-cell and a per-notebook wall-clock limit; a timed-out or
    crashed cell fails its task; at most one restart (replaying the cells that ran) per
    submission; output and error texts are capped.
 """
@@ -34,10 +38,13 @@ from mmlab.errors import NotebookError
 from mmlab.validate import check_positive
 from mmlab.teach import sandbox
 from mmlab.teach.kernel import Kernel
-from mmlab.teach.markers import cell_role, nbgrader_meta
-from mmlab.teach.rebuild import Mismatch, aliases, preimports, rebuild
+from mmlab.teach.markers import cell_role, is_manual, nbgrader_meta
+from mmlab.teach.rebuild import Mismatch, aliases, preimports, rebuild, written_answers
 
 ERROR_CAP = 500
+ANSWER_CAP = 20_000  # characters of a written answer kept in the report
+NEEDS_MANUAL = "needs manual grading"
+NOT_ANSWERED = "not answered"
 
 
 def project_solutions() -> Path:
@@ -110,10 +117,14 @@ def grade_notebook(path: Path, assignment: str | Path | None = None, *, source_n
                    memory_mb: int = 4096, bwrap: str | None = "auto") -> dict:
     """Grade one submission against the pinned source; never raises for a bad submission.
 
-    Returns ``{"notebook", "assignment", "source", "score", "max_score", "tasks", "error",
-    "notes", "cells"}``; each task is ``{"grade_id", "points", "max_points", "error"}``
-    (``error`` None when it passed). ``error`` at the top level says why nothing could be
-    graded (unreadable file, wrong assignment, no sandbox...).
+    Returns ``{"notebook", "assignment", "source", "score", "max_score", "tasks", "written",
+    "manual_score", "manual_max_score", "needs_manual_grading", "error", "notes", "cells"}``.
+    ``score``/``max_score`` count the autograded tasks only; each task is ``{"grade_id",
+    "points", "max_points", "error"}`` (``error`` None when it passed). Each written answer
+    is ``{"grade_id", "points", "max_points", "answer", "status"}``: ``points`` None and
+    ``status`` "needs manual grading" until :func:`merge_manual` fills it in; an unanswered
+    one has 0 points. ``manual_score`` is None while any is pending. ``error`` at the top
+    level says why nothing could be graded (unreadable file, wrong assignment, no sandbox...).
     """
     cell_timeout = check_positive(cell_timeout, "cell_timeout", unit="seconds", error=NotebookError)
     notebook_timeout = check_positive(notebook_timeout, "notebook_timeout", unit="seconds", error=NotebookError)
@@ -129,22 +140,99 @@ def grade_notebook(path: Path, assignment: str | Path | None = None, *, source_n
         "score": 0.0, "max_score": float(sum(nbgrader_meta(c)["points"] for c in tests)),
         "tasks": [{"grade_id": nbgrader_meta(c)["grade_id"], "points": 0.0,
                    "max_points": float(nbgrader_meta(c)["points"]), "error": "not run"} for c in tests],
+        "written": [{"grade_id": nbgrader_meta(c)["grade_id"], "points": 0.0,
+                     "max_points": float(nbgrader_meta(c)["points"]), "answer": None, "status": NOT_ANSWERED}
+                    for c in src.cells if is_manual(c)],
         "error": None, "notes": [], "cells": [],
     }
+    _manual_totals(result)
     if bwrap == "auto":
         bwrap = sandbox.require(unsafe)
     try:
         sub = _read_submission(Path(path))
         cells, notes = rebuild(sub, src, source_notebook.name)
+        texts = written_answers(sub, src, source_notebook.name)
     except (NotebookError, Mismatch) as exc:
         result["error"] = _cap(str(exc))
         for t in result["tasks"]:
             t["error"] = "not graded: " + result["error"]
         return result
     result["notes"] = notes
+    for w in result["written"]:
+        text = texts.get(w["grade_id"])
+        if text is not None:
+            w.update(answer=_cap(text, ANSWER_CAP), points=None, status=NEEDS_MANUAL)
+    _manual_totals(result)
     _execute(cells, result, (preimports(src), aliases(src)), bwrap, cell_timeout, notebook_timeout, output_cap, memory_mb)
     result["score"] = float(sum(t["points"] for t in result["tasks"]))
     return result
+
+
+def _manual_totals(result: dict) -> None:
+    pending = [w["grade_id"] for w in result["written"] if w["points"] is None]
+    result["needs_manual_grading"] = pending
+    result["manual_max_score"] = float(sum(w["max_points"] for w in result["written"]))
+    result["manual_score"] = None if pending else float(sum(w["points"] for w in result["written"]))
+
+
+def read_manual(path: Path) -> dict[tuple[str, str], float]:
+    """The instructor's points for written answers: CSV rows ``student,grade_id,points``.
+
+    A header row naming ``student``, ``grade_id`` and ``points`` may put them in any order
+    and add columns (e.g. ``comment``); without one the first three columns are used. A
+    blank ``points`` is skipped (still to grade). Raises :class:`NotebookError` naming the
+    row for anything else that is not a number.
+    """
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return {}
+    head = [h.strip().lower() for h in rows[0]]
+    if {"student", "grade_id", "points"} <= set(head):
+        cols, body, first = [head.index(k) for k in ("student", "grade_id", "points")], rows[1:], 2
+    else:
+        cols, body, first = [0, 1, 2], rows, 1
+    out: dict[tuple[str, str], float] = {}
+    for n, row in enumerate(body, start=first):
+        if not any(x.strip() for x in row):
+            continue
+        if len(row) <= max(cols):
+            raise NotebookError(f"{path}, row {n}: expected student,grade_id,points, got {row!r}")
+        student, gid, pts = (row[c].strip() for c in cols)
+        if not pts:
+            continue
+        try:
+            value = float(pts)
+        except ValueError:
+            raise NotebookError(f"{path}, row {n}: points {pts!r} for {student}/{gid} is not a number") from None
+        if not (value >= 0 and value != float("inf")):
+            raise NotebookError(f"{path}, row {n}: points {pts!r} for {student}/{gid} must be 0 or more")
+        out[(student, gid)] = value
+    return out
+
+
+def check_manual(manual: dict[tuple[str, str], float], source_notebook: Path) -> None:
+    """Refuse manual points for a ``grade_id`` that is not a written answer of the source, or
+    above its maximum (checked before grading a class, so a typo costs no run)."""
+    src = nbformat.read(Path(source_notebook), as_version=4)
+    maxima = {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"]) for c in src.cells if is_manual(c)}
+    for (student, gid), pts in manual.items():
+        if gid not in maxima:
+            raise NotebookError(f"manual points for {student}/{gid}: {gid!r} is not a written answer of "
+                                f"{Path(source_notebook).stem} (written answers: {', '.join(maxima) or 'none'})")
+        if pts > maxima[gid]:
+            raise NotebookError(f"manual points for {student}/{gid}: {pts:g} is more than its {maxima[gid]:g} points")
+
+
+def merge_manual(results: list[dict], manual: dict[tuple[str, str], float]) -> None:
+    """Fill the instructor's points into each result's written answers (by student id)."""
+    for r in results:
+        for w in r.get("written", []):
+            pts = manual.get((str(r.get("student", "")), w["grade_id"]))
+            if pts is not None:
+                w["points"], w["status"] = float(pts), "graded by hand"
+        if "written" in r:
+            _manual_totals(r)
 
 
 def _describe(cell, index: int) -> str:
@@ -236,40 +324,82 @@ def _execute(cells, result, pre, bwrap, cell_timeout, notebook_timeout, output_c
 
 
 # ------------------------------------------------------------------------- reports
+def _fmt(x) -> str:
+    return "" if x is None else f"{x:g}"
+
+
 def format_table(result: dict) -> str:
-    """A per-task table for the terminal."""
+    """A per-task table for the terminal (written answers after the autograded tasks)."""
     rows = [(t["grade_id"], f"{t['points']:g}/{t['max_points']:g}", t["error"] or "ok")
             for t in result["tasks"]]
-    w = max([len(r[0]) for r in rows] + [4])
+    rows += [(w["grade_id"], f"{_fmt(w['points']) or '?'}/{w['max_points']:g}", f"written answer: {w['status']}")
+             for w in result.get("written", [])]
+    w = max([len(r[0]) for r in rows] + [5])
     lines = [f"{result['notebook']}  (assignment {result['assignment']})"]
     if result.get("error"):
         lines.append(f"  NOT GRADED: {result['error']}")
     lines.append(f"  {'task':<{w}}  points  result")
     lines += [f"  {g:<{w}}  {p:>6}  {e}" for g, p, e in rows]
-    lines.append(f"  {'total':<{w}}  {result['score']:g}/{result['max_score']:g}")
+    lines.append(f"  {'total':<{w}}  {result['score']:g}/{result['max_score']:g} autograded")
+    if result.get("written"):
+        pending = result.get("needs_manual_grading") or []
+        lines.append(f"  {'':<{w}}  " + (f"{len(pending)} written answer(s), {sum(x['max_points'] for x in result['written'] if x['points'] is None):g} points, "
+                                         f"{NEEDS_MANUAL}" if pending else
+                                         f"{_fmt(result['manual_score'])}/{result['manual_max_score']:g} written"))
     lines += [f"  note: {n}" for n in result.get("notes", [])]
     return "\n".join(lines)
 
 
 def write_gradebook(results: list[dict], out: Path) -> None:
-    """One CSV row per submission: student, assignment, file, points per task, total, error."""
+    """One CSV row per submission.
+
+    Columns: ``student``, ``assignment``, ``notebook``, the points of every task (autograded
+    then written; blank for a written answer still to grade), ``score`` and ``max_score``
+    (autograded), ``manual_score`` (blank while any is pending) and ``manual_max_score``,
+    ``total`` (blank while any is pending), ``needs_manual_grading`` (the pending
+    grade_ids) and ``error`` (why tasks failed).
+    """
     ids: list[str] = []
+    written: list[str] = []
     for r in results:
         ids += [t["grade_id"] for t in r["tasks"] if t["grade_id"] not in ids]
+        written += [w["grade_id"] for w in r.get("written", []) if w["grade_id"] not in written]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["student", "assignment", "notebook", *ids, "score", "max_score", "error"])
+        w.writerow(["student", "assignment", "notebook", *ids, *written, "score", "max_score",
+                    "manual_score", "manual_max_score", "total", "needs_manual_grading", "error"])
         for r in results:
             pts = {t["grade_id"]: t["points"] for t in r["tasks"]}
+            pts.update({x["grade_id"]: x["points"] for x in r.get("written", [])})
             err = r.get("error") or "; ".join(f"{t['grade_id']}: {t['error']}" for t in r["tasks"] if t["error"])
+            manual = r.get("manual_score", 0.0)
+            total = None if manual is None else r["score"] + manual
             w.writerow([r.get("student", ""), r["assignment"], r["notebook"],
-                        *(pts.get(i, "") for i in ids), r["score"], r["max_score"], _cap(err, 2000) or ""])
+                        *(_fmt(pts.get(i)) for i in ids + written), _fmt(r["score"]), _fmt(r["max_score"]),
+                        _fmt(manual), _fmt(r.get("manual_max_score", 0.0)), _fmt(total),
+                        " ".join(r.get("needs_manual_grading", [])), _cap(err, 2000) or ""])
+
+
+def write_manual_template(results: list[dict], out: Path) -> Path:
+    """A CSV for the instructor to fill: ``student,grade_id,points,max_points,answer`` for
+    every written answer (points pre-filled where known); read back with ``--manual``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["student", "grade_id", "points", "max_points", "answer"])
+        for r in results:
+            for x in r.get("written", []):
+                w.writerow([r.get("student", ""), x["grade_id"], _fmt(x["points"]), _fmt(x["max_points"]),
+                            x["answer"] or ""])
+    return out
 
 
 def write_feedback(result: dict, folder: Path) -> Path:
-    """A self-contained HTML page for one student: tasks, points, messages, cell outputs."""
+    """A self-contained HTML page for one student: tasks, points, messages, written answers,
+    cell outputs."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{result.get('student') or Path(result['notebook']).stem}"
@@ -279,18 +409,31 @@ def write_feedback(result: dict, folder: Path) -> Path:
         f"<tr class={'ok' if not t['error'] else 'bad'}><td>{e(t['grade_id'])}</td>"
         f"<td>{t['points']:g} / {t['max_points']:g}</td><td><pre>{e(t['error'] or 'passed')}</pre></td></tr>"
         for t in result["tasks"])
+    rows += "".join(
+        f"<tr class=manual><td>{e(x['grade_id'])}</td><td>{e(_fmt(x['points']) or '?')} / {x['max_points']:g}</td>"
+        f"<td>written answer: {e(x['status'])}</td></tr>" for x in result.get("written", []))
+    written = "".join(
+        f"<h3>{e(x['grade_id'])} · {e(x['status'])}</h3><pre class=answer>{e(x['answer'] or '(no answer)')}</pre>"
+        for x in result.get("written", []))
     cells = "".join(
         f"<h3>{e(str(c.get('grade_id') or c.get('origin')))} · cell {c['index']} · {e(c['status'])}</h3>"
         + (f"<pre>{e(c['output'])}</pre>" if c.get("output") and c.get("origin") != "source" else "")
         for c in result.get("cells", []) if c.get("origin") in ("answer", "added") or c["status"] not in ("ok", "pass"))
     notes = "".join(f"<li>{e(n)}</li>" for n in result.get("notes", []))
+    manual_h1 = ""
+    if result.get("written"):
+        ms = result.get("manual_score")
+        manual_h1 = (f" autograded, written answers {NEEDS_MANUAL}" if ms is None
+                     else f" autograded + {ms:g} / {result['manual_max_score']:g} written")
     page = f"""<!doctype html><meta charset="utf-8"><title>{e(name)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:auto}}td,th{{padding:4px 8px;vertical-align:top}}
-tr.ok{{background:#e8f5e9}}tr.bad{{background:#ffebee}}pre{{white-space:pre-wrap;margin:0}}</style>
-<h1>{e(result['assignment'])}: {result['score']:g} / {result['max_score']:g}</h1>
+tr.ok{{background:#e8f5e9}}tr.bad{{background:#ffebee}}tr.manual{{background:#fff8e1}}
+pre{{white-space:pre-wrap;margin:0}}pre.answer{{border-left:3px solid #999;padding-left:8px}}</style>
+<h1>{e(result['assignment'])}: {result['score']:g} / {result['max_score']:g}{manual_h1}</h1>
 <p>Student {e(str(result.get('student', '')))} · file {e(Path(result['notebook']).name)}</p>
 {f"<p><b>Not graded:</b> {e(result['error'])}</p>" if result.get('error') else ''}
 <table><tr><th>task</th><th>points</th><th>result</th></tr>{rows}</table>
+{f"<h2>Your written answers</h2>{written}" if written else ''}
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ''}
 <h2>Your cells</h2>{cells}
 """
@@ -321,9 +464,15 @@ def read_roster(path: Path) -> dict[str, str]:
 
 
 def grade_batch(paths: list[str | Path], assignment: str | Path, *, roster: dict[str, str] | None = None,
-                progress=None, **kwargs) -> list[dict]:
-    """Grade every submission; one result per file, whatever goes wrong with a file."""
+                progress=None, manual: dict[tuple[str, str], float] | None = None, **kwargs) -> list[dict]:
+    """Grade every submission; one result per file, whatever goes wrong with a file.
+
+    ``manual`` ({(student, grade_id): points}, :func:`read_manual`) fills in written answers
+    graded by hand; it is checked against the source before anything runs.
+    """
     source = resolve_assignment(assignment, kwargs.pop("source_dir", None))
+    if manual:
+        check_manual(manual, source)
     if kwargs.get("bwrap", "auto") == "auto":
         kwargs["bwrap"] = sandbox.require(kwargs.get("unsafe", False))
     results = []
@@ -333,10 +482,13 @@ def grade_batch(paths: list[str | Path], assignment: str | Path, *, roster: dict
             r = grade_notebook(p, source_notebook=source, **kwargs)
         except Exception as exc:  # one bad file never aborts the batch
             r = {"notebook": str(p), "assignment": source.stem, "source": str(source), "score": 0.0,
-                 "max_score": 0.0, "tasks": [], "error": _cap(f"{type(exc).__name__}: {exc}"),
+                 "max_score": 0.0, "tasks": [], "written": [], "error": _cap(f"{type(exc).__name__}: {exc}"),
                  "notes": [], "cells": []}
+            _manual_totals(r)
         r["student"] = student_id(p, roster)
         r["seconds"] = round(time.monotonic() - started, 2)
+        if manual:
+            merge_manual([r], manual)
         results.append(r)
         if progress:
             progress(r)

@@ -39,6 +39,10 @@ END_SOLUTION = "### END SOLUTION"
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
 
+#: Tag of the "Check yourself" cells at the end of each notebook (they call
+#: ``mmlab.teach.learner.check_yourself``); ``mmlab grade`` does not run them.
+CHECK_YOURSELF_TAG = "mmlab-check-yourself"
+
 _PAIRS = {BEGIN_SOLUTION: END_SOLUTION, BEGIN_HIDDEN: END_HIDDEN}
 _ENDS = {v: k for k, v in _PAIRS.items()}
 

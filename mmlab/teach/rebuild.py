@@ -29,7 +29,7 @@ import difflib
 import nbformat
 
 from mmlab.teach.assign import make_exercise
-from mmlab.teach.markers import cell_role, nbgrader_meta
+from mmlab.teach.markers import CHECK_YOURSELF_TAG, cell_role, nbgrader_meta
 
 
 class Mismatch(Exception):
@@ -167,6 +167,8 @@ def rebuild(sub, src, src_name: str = "source"):
                 for t in texts:
                     cells.append(_new_code(_strip_magics(t), "answer",
                                            nbgrader={"grade_id": nbgrader_meta(s_cell)["grade_id"]}))
+            elif CHECK_YOURSELF_TAG in s_cell.metadata.get("tags", []):
+                pass  # the learner's self-check: grading the notebook from inside itself
             else:
                 cell = _new_code(s_cell.source, "source")
                 cell.metadata["nbgrader"] = copy.deepcopy(dict(s_cell.metadata.get("nbgrader", {})))
@@ -240,3 +242,41 @@ def aliases(src) -> list[str]:
         else:
             out += [f"{a.asname or a.name}={node.module}:{a.name}" for a in node.names if a.name != "*"]
     return list(dict.fromkeys(out))
+
+
+def written_answers(sub, src, src_name: str = "source") -> dict[str, str | None]:
+    """The learner's text of every written answer (``markers.is_manual`` cells) of ``src``.
+
+    ``{grade_id: text}``; ``None`` when the submission has no answer for it (the cell is
+    missing or still holds ``YOUR ANSWER HERE``). The cell is found by its ``grade_id`` (a
+    markdown cell); when metadata was stripped, it is the markdown cell right after the
+    task's statement, unless that cell is one of the exercise's own cells.
+    """
+    from mmlab.teach.assign import STUB_MARKDOWN
+    from mmlab.teach.markers import is_manual
+
+    manual = [i for i, c in enumerate(src.cells) if is_manual(c)]
+    if not manual:
+        return {}
+    ex = make_exercise(src, src_name)
+    sub_cells = [c for c in (sub.get("cells") or []) if isinstance(c, dict)]
+    ex_keys = {_key(c) for c in ex.cells}
+    out: dict[str, str | None] = {}
+    for i in manual:
+        gid = nbgrader_meta(src.cells[i])["grade_id"]
+        text = next((str(c.get("source", "")) for c in sub_cells
+                     if _gid(c) == gid and c.get("cell_type") == "markdown"), None)
+        if text is None and i > 0:
+            before = _key(ex.cells[i - 1])
+            for j, c in enumerate(sub_cells[:-1]):
+                nxt = sub_cells[j + 1]
+                if (_key(c) == before and nxt.get("cell_type") == "markdown"
+                        and (_key(nxt) not in ex_keys or _key(nxt) == _key(ex.cells[i]))):
+                    text = str(nxt.get("source", ""))
+                    break
+        if text is not None:
+            text = text.strip()
+            if not text or text == STUB_MARKDOWN:
+                text = None
+        out[gid] = text
+    return out
