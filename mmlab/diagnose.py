@@ -69,7 +69,7 @@ def _clocks_for(rec: Recording, clocks: Any):
 
 def window_table(cohort: Cohort | Sequence[Recording], window_s: float = 30.0, step_s: float | None = None,
                  *, streams: Mapping[str, str] = STRESS_STREAMS, clocks: Any = None,
-                 min_coverage: float = 0.5) -> pd.DataFrame:
+                 min_coverage: float = 0.5, progress: bool = False) -> pd.DataFrame:
     """Per-window features of every recording: ``subject``, ``start``, ``end``, ``label`` and
     the ``<prefix>__<feature>`` columns of :func:`mmlab.features.window_features`.
 
@@ -82,12 +82,16 @@ def window_table(cohort: Cohort | Sequence[Recording], window_s: float = 30.0, s
     a pipeline does when nobody checked), ``"truth"`` uses each synthetic recording's
     ``meta["clock_truth"]``, ``{device: {"offset_s", "drift_ppm"}}`` one clock for all, and
     ``{subject: {device: ...}}`` one per subject (e.g. estimates from :mod:`mmlab.align`).
-    Signal warnings on dropouts are silenced: those windows get NaN features.
+    Signal warnings on dropouts are silenced: those windows get NaN features. ``progress``
+    shows a tqdm bar over the recordings.
     """
+    from tqdm.auto import tqdm
+
     from mmlab import features as FT
 
     tables = []
-    for rec in _recordings(cohort):
+    recs = list(_recordings(cohort))
+    for rec in tqdm(recs, desc="recordings", disable=not progress, leave=False):
         chosen = {p: s for p, s in streams.items() if s in rec}
         if not chosen:
             continue
