@@ -344,3 +344,21 @@ def test_a_stream_across_a_rollback_switches_version_once_each_way(setup):
     assert versions == ["v2"] * 8 + ["v1"] * 6 + ["v2"] * (len(reqs) - 14)
     ends = np.array([e for _, e in wins])
     assert len(set(wins)) == len(wins) > 10 and np.allclose(np.diff(ends), setup["det2"].step_s)
+
+
+def test_piece_json_sends_missing_samples_as_null_and_the_server_reads_them_as_nan(setup):
+    """A stream with a dropout (NaN samples) must still be valid JSON: NaN becomes null, and
+    the server's /stream accepts it (chapter 60 in full mode streams such a wearer)."""
+    import json
+
+    from mmlab.recording import Stream
+
+    piece = Stream(name="wrist_eda", data=np.array([0.1, np.nan, 0.3, np.inf]), modality="eda", rate=4.0,
+                   start=0.0, device="wrist")
+    doc = piece_json(piece)
+    assert doc["data"] == [0.1, None, 0.3, None]
+    json.dumps(doc, allow_nan=False)  # raises if a NaN were left
+    with _client(setup) as c:
+        r = c.post("/stream", json={"subject": "gap", "t": 1.0, "pieces": [doc]})
+        assert r.status_code == 200, r.text
+        c.post("/stream/finish", json={"subject": "gap"})

@@ -230,7 +230,7 @@ def create_app(model: str | Path | ModelHost, batch_wait_ms: float = 5.0, max_ba
         device: str = Field(default="", max_length=50)
         rate: float = Field(gt=0, le=MAX_RATE)
         start: float
-        data: list[float] | list[list[float]]
+        data: list[float | None] | list[list[float | None]]  # null: a missing sample (NaN)
 
     class Chunk(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -477,7 +477,11 @@ def serve(model: str | Path, port: int = 8000, host: str = "127.0.0.1", **option
 
 
 def piece_json(piece) -> dict:
-    """A :class:`~mmlab.recording.Stream` piece as the ``/stream`` request wants it."""
-    data = piece.data
+    """A :class:`~mmlab.recording.Stream` piece as the ``/stream`` request wants it; missing
+    (non-finite) samples become ``null``, which JSON allows and NaN is not."""
+    data = np.asarray(piece.data, dtype=float)
+    data = data[:, 0] if data.shape[1] == 1 else data
+    out = data.astype(object)
+    out[~np.isfinite(data)] = None
     return {"name": piece.name, "modality": piece.modality, "device": piece.device, "rate": float(piece.rate),
-            "start": float(piece.start), "data": (data[:, 0] if data.shape[1] == 1 else data).tolist()}
+            "start": float(piece.start), "data": out.tolist()}

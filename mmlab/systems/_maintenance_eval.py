@@ -39,9 +39,10 @@ class Split:
 
 
 def split_windows(cohort: Cohort, window_s: float = 5.0, test_fraction: float = 0.3, seed: int = 0,
-                  extra: tuple = ()) -> Split:
-    """Window the cohort and split it by machine (see :func:`machine_split`)."""
-    W = window_table(cohort, window_s, extra=extra)
+                  extra: tuple = (), progress: bool = False) -> Split:
+    """Window the cohort and split it by machine (see :func:`machine_split`); ``progress``
+    shows a bar over the machines."""
+    W = window_table(cohort, window_s, extra=extra, progress=progress)
     tr_m, te_m = machine_split(W.meta["machine"], W.meta["machine_fault"], test_fraction, seed)
     if len(tr_m) == 0 or len(te_m) == 0:
         raise SignalError(f"too few machines ({W.meta['machine'].nunique()}) to split by machine")
@@ -66,9 +67,11 @@ def scores(pred: pd.DataFrame, horizon_h: float) -> dict:
 
 
 def evaluate(split: Split, modalities=BASE_MODALITIES, keyword_baseline: bool = True, seed: int = 0,
-             **params) -> tuple[dict, MaintenanceMonitor]:
+             progress: bool = False, **params) -> tuple[dict, MaintenanceMonitor]:
     """Figures of the fused monitor and each single modality on the split (see the module
-    doc), and the fitted fused monitor."""
+    doc), and the fitted fused monitor (``progress``: a bar over the single-modality monitors)."""
+    from tqdm.auto import tqdm
+
     t0 = time.perf_counter()
     fused = MaintenanceMonitor(modalities=modalities, random_state=seed, **params).fit(split.train)
     train_s = time.perf_counter() - t0
@@ -76,7 +79,7 @@ def evaluate(split: Split, modalities=BASE_MODALITIES, keyword_baseline: bool = 
     pred = fused.predict_proba(split.test)
     infer_ms = 1000 * (time.perf_counter() - t0) / max(len(split.test), 1)
     out_f1, out_auc = {}, {}
-    for m in modalities:
+    for m in tqdm(list(modalities), desc="single-modality monitors", disable=not progress, leave=False):
         mon = MaintenanceMonitor(modalities=[m], random_state=seed, **params).fit(split.train)
         s = scores(mon.predict_proba(split.test), fused.horizon_h)
         out_f1[m], out_auc[m] = s["macro_f1"], s["auroc"]
@@ -106,10 +109,13 @@ def evaluate(split: Split, modalities=BASE_MODALITIES, keyword_baseline: bool = 
 
 
 def drift_rates(mon: MaintenanceMonitor, split: Split, n_batches: int = 12, machines_per_batch: int = 3,
-                seed: int = 0) -> dict:
+                seed: int = 0, progress: bool = False) -> dict:
     """Plant each drift of :data:`DRIFTS` in the test machines and check batches of
     ``machines_per_batch`` of them: the detection rate (target modality flagged) per drift,
-    and the false-flag rate per modality on the same batches without drift."""
+    and the false-flag rate per modality on the same batches without drift (``progress``:
+    a bar over the batches)."""
+    from tqdm.auto import tqdm
+
     if split.test_cohort is None:
         raise SignalError("drift_rates needs the test machines' recordings")
     rng = np.random.default_rng(seed)
@@ -119,7 +125,7 @@ def drift_rates(mon: MaintenanceMonitor, split: Split, n_batches: int = 12, mach
     for kind in DRIFTS:
         tables[kind] = mon.windows(plant_drift(split.test_cohort, kind, seed=seed))
     flags = {k: [] for k in tables}
-    for b in batches:
+    for b in tqdm(batches, desc="drift batches", disable=not progress, leave=False):
         for k, W in tables.items():
             rows = np.flatnonzero(W.meta["machine"].isin(b))
             flags[k].append(mon.drift_report(W.subset(rows))["drift"])

@@ -204,11 +204,14 @@ def _shaft_hz(rec: Recording, rpm: float | None) -> float:
 
 
 def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_frame_age_s: float = 60.0,
-                 frame_size: int = 32) -> WindowTable:
+                 frame_size: int = 32, progress: bool = False) -> WindowTable:
     """Cut every machine into windows and compute the encoder inputs (see module doc).
 
-    ``extra`` names additional 1-channel streams to use as sensors (e.g. ``("current",)``).
+    ``extra`` names additional 1-channel streams to use as sensors (e.g. ``("current",)``);
+    ``progress`` shows a tqdm bar over the machines.
     """
+    from tqdm.auto import tqdm
+
     from mmlab.images import resize
 
     if not isinstance(cohort, Cohort):
@@ -220,7 +223,7 @@ def window_table(cohort: Cohort, window_s: float = 5.0, extra: tuple = (), max_f
     ex: dict[str, list] = {m: [] for m in extra}
     pres: dict[str, list] = {m: [] for m in ("vibration", "thermal", "notes", *extra)}
     why: dict[str, list] = {m: [] for m in pres}
-    for rec in cohort:
+    for rec in tqdm(cohort, total=len(cohort.subjects), desc="machines", disable=not progress, leave=False):
         rpm = float(parts.loc[rec.subject, "rpm"]) if parts is not None and "rpm" in parts and rec.subject in parts.index else None
         shaft = _shaft_hz(rec, rpm)
         lab = rec.annotations[rec.annotations["kind"] == "label"]

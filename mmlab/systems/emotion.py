@@ -240,10 +240,11 @@ class Features:
         return self.meta["label"].astype(str).to_numpy()
 
 
-def extract(utterances: pd.DataFrame, sr: int | None = None) -> Features:
+def extract(utterances: pd.DataFrame, sr: int | None = None, progress: bool = False) -> Features:
     """The raw tower inputs of a table of utterances (see the module docstring for the
     columns). ``sr``: the rate the voice tower works at (a clip at another rate is
-    resampled and flagged ``voice:resampled``); None: the first clip's rate."""
+    resampled and flagged ``voice:resampled``); None: the first clip's rate. ``progress``
+    shows a tqdm bar over the utterances."""
     if isinstance(utterances, Features):
         if sr is not None and utterances.sr is not None and int(utterances.sr) != int(sr):
             raise SchemaError(f"these features were computed at {utterances.sr} Hz, the model works at {sr} Hz; "
@@ -258,12 +259,15 @@ def extract(utterances: pd.DataFrame, sr: int | None = None) -> Features:
                           "'sr' and 'text' (str or None)")
     if len(utterances) == 0:
         raise SchemaError("utterances: the table is empty")
+    from tqdm.auto import tqdm
+
     from mmlab import voice as V
 
     n = len(utterances)
     feats = np.full((n, 88 + 4 * N_MFCC), np.nan)
     texts, flags, clips = [], [], []
-    for i, row in enumerate(utterances.itertuples(index=False)):
+    rows = tqdm(utterances.itertuples(index=False), total=n, desc="utterances", disable=not progress, leave=False)
+    for i, row in enumerate(rows):
         f: list[str] = []
         clips.append(None)
         audio = getattr(row, "audio")

@@ -283,13 +283,14 @@ def _state_dict_numpy(arrays) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- ServerApp
-def make_server_app(options: Mapping | None = None, sink: dict | None = None):
+def make_server_app(options: Mapping | None = None, sink: dict | None = None, progress: bool = False):
     """The federation's :class:`~flwr.serverapp.ServerApp`.
 
     Options are :data:`DEFAULTS`, overridden by the run config (``flwr run ... --run-config``)
     and then by ``options``. Each experiment of ``experiments`` runs ``rounds`` rounds from
     the same initial weights; results go into ``sink`` (a dict, for simulations in this
     process) and, if ``result-path`` is set, to that JSON file (+ ``.npz`` weights).
+    ``progress`` shows a tqdm bar over the experiments.
     """
     from flwr.app import ArrayRecord, ConfigRecord, Context
     from flwr.serverapp import Grid, ServerApp
@@ -303,7 +304,10 @@ def make_server_app(options: Mapping | None = None, sink: dict | None = None):
         H = int(opts["hospitals"])
         t0 = time.perf_counter()
         out: dict[str, Any] = {"format": FORMAT, "options": {k: opts[k] for k in DEFAULTS}, "experiments": {}}
-        for exp in [_parse_experiment(e) for e in str(opts["experiments"]).split(",") if e.strip()]:
+        from tqdm.auto import tqdm
+
+        exps = [_parse_experiment(e) for e in str(opts["experiments"]).split(",") if e.strip()]
+        for exp in tqdm(exps, desc="experiments", disable=not progress):
             net = build_net(DIMS, int(opts["hidden"]), int(opts["seed"]))
             audit: dict[str, list] = {"wire": [], "rejected": [], "failures": [], "round_s": []}
             kw = dict(fraction_train=1.0, fraction_evaluate=float(opts["fraction-evaluate"]), min_train_nodes=H,
@@ -451,9 +455,11 @@ def backend_config(n_cpus: int = 2) -> dict:
     return {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": {"num_cpus": int(n_cpus)}}
 
 
-def run_federated(data_root: str | Path, options: Mapping | None = None, n_cpus: int = 2) -> dict:
+def run_federated(data_root: str | Path, options: Mapping | None = None, n_cpus: int = 2,
+                  progress: bool = False) -> dict:
     """Run the federation as a Flower simulation (``run_simulation``, Ray) over the hospital
-    folders under ``data_root``; returns the server's results (see :func:`make_server_app`)."""
+    folders under ``data_root``; returns the server's results (see :func:`make_server_app`).
+    ``progress`` shows a tqdm bar over the experiments."""
     _quiet_env()
     from flwr.simulation import run_simulation
 
@@ -467,7 +473,7 @@ def run_federated(data_root: str | Path, options: Mapping | None = None, n_cpus:
     import logging
 
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    run_simulation(server_app=make_server_app(opts, sink), client_app=make_client_app(str(data_root)),
+    run_simulation(server_app=make_server_app(opts, sink, progress), client_app=make_client_app(str(data_root)),
                    num_supernodes=len(hospitals), backend_config=backend_config(n_cpus))
     if "experiments" not in sink:
         raise SchemaError("the federation did not finish (the ServerApp raised; see Flower's log above)")

@@ -1065,13 +1065,16 @@ class StressEvaluation:
 
     def operating_curve(self, rules: Sequence[str] | None = None, k: Sequence[int] = (1, 2, 3),
                         on: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9),
-                        min_duration_s: Sequence[float] = (0, 30, 60)) -> pd.DataFrame:
+                        min_duration_s: Sequence[float] = (0, 30, 60), progress: bool = False) -> pd.DataFrame:
         """Event recall, median latency and false alerts per hour as the rule's ``k``,
         ``on`` threshold (``off = on - 0.2``) and minimum duration vary; one row per setting.
-        ``rules``: "consensus" (all ``k``), "fused" and single modalities (``k`` = 1)."""
+        ``rules``: "consensus" (all ``k``), "fused" and single modalities (``k`` = 1);
+        ``progress`` shows a tqdm bar over the rules."""
+        from tqdm.auto import tqdm
+
         rules = ["consensus", "fused", *self.modalities] if rules is None else list(rules)
         rows = []
-        for rule in rules:
+        for rule in tqdm(rules, desc="rules", disable=not progress, leave=False):
             for kk in (k if rule == "consensus" else (1,)):
                 for th in on:
                     for T in min_duration_s:
