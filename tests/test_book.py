@@ -150,6 +150,45 @@ def test_book_renders_math_with_its_own_mathjax(built):
     assert any('class="math' in p for p in pages), "no math markup in any chapter page"
     scripts = set(re.findall(r'<script[^>]*src="([^"]*MathJax[^"]*)"', "".join(pages)))
     assert scripts and all(s.startswith("../_static/mathjax/MathJax.js") for s in scripts), scripts
+    for config in {m for s in scripts for m in re.findall(r"config=([\w-]+)", s)}:
+        assert (built.html / "_static" / "mathjax" / "config" / f"{config}.js").is_file(), config
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(3600)
+def test_math_typesets_offline_in_a_browser(built):
+    """MathJax, served by the site itself, typesets a chapter's equations in headless Chromium,
+    and the page requests nothing from the network."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (`make browser` installs it)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    page_rel = next((f"notebooks/{c.stem}.html" for c in CHAPTERS
+                     if 'class="math' in (built.html / "notebooks" / f"{c.stem}.html").read_text()), None)
+    assert page_rel, "no chapter page has math"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built.html))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page()
+            outside = []
+            page.on("request", lambda r: outside.append(r.url) if r.url.startswith(("http:", "https:"))
+                    and not r.url.startswith(base) else None)
+            page.goto(base + page_rel)
+            page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 0",
+                                   timeout=30000)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert not outside, f"the page fetched from the network: {outside[:5]}"
 
 
 @pytest.mark.notebook
@@ -159,8 +198,9 @@ def test_book_has_search_readme_first_and_every_page(built):
     first_line = (ROOT / "README.md").read_text().splitlines()[0].lstrip("# ").strip()
     index = _page(built, "index.html")
     assert first_line in index and "make lab" in index, "the first page is not the README"
-    nav = re.findall(r'<a class="reference internal" href="([^"#]+)"', index)
-    assert nav and nav[0].startswith("docs/syllabus"), f"the README page is not first before {nav[:2]}"
+    chapter = _page(built, f"notebooks/{CHAPTERS[0].stem}.html")
+    nav = re.findall(r'<a class="reference internal" href="([^"#]+)"', chapter)
+    assert nav[:2] == ["../index.html", "../docs/syllabus.html"], f"the README page is not first: {nav[:3]}"
     for path in sorted((ROOT / "exercises").glob("[0-9][0-9]_*.ipynb")):
         _page(built, f"exercises/{path.stem}.html")
     for path in sorted((ROOT / "docs").glob("*.md")):

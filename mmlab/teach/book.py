@@ -232,10 +232,15 @@ myst_heading_anchors = 3
 nb_execution_mode = "off"
 nb_merge_streams = True
 # MathJax 2 from the site itself (copied from jupyter_server_mathjax): no network needed.
-mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML"
+mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
 mathjax3_config = None
 mathjax2_config = {"tex2jax": {"inlineMath": [["\\\\(", "\\\\)"]], "displayMath": [["\\\\[", "\\\\]"]],
-                               "processEscapes": True}}
+                               "processEscapes": True,
+                               # MyST-NB marks notebook pages tex2jax_ignore; typeset its math nodes
+                               "processClass": "math|output_area|tex2jax_process"},
+                    # the package ships the STIX web fonts only (not MathJax's default TeX fonts)
+                    "HTML-CSS": {"availableFonts": [], "webFont": "STIX-Web", "imageFont": None},
+                    "SVG": {"font": "STIX-Web"}}
 suppress_warnings = SUPPRESS
 '''
 # Header levels that skip one (an H1 then an H3) are style, not breakage; everything else is
@@ -265,7 +270,8 @@ def stage(root: Path, src: Path, runs: dict[str, Path], fast: bool) -> dict[str,
     root = Path(root).resolve()
     if src.exists():
         shutil.rmtree(src)
-    (src / "_static").mkdir(parents=True)
+    for sub in ("_static", "notebooks", "exercises", "docs"):
+        (src / sub).mkdir(parents=True)
     shutil.copytree(_mathjax_dir(), src / "_static" / "mathjax")
     chs = chapters(root / "notebooks")
     figures = {}
@@ -281,7 +287,7 @@ def stage(root: Path, src: Path, runs: dict[str, Path], fast: bool) -> dict[str,
                                                          metadata={"tags": [ADMONITION_TAG]}))
         nbformat.write(nb, src / "notebooks" / ch.path.name)
     if (root / "notebooks" / "figures").is_dir():
-        shutil.copytree(root / "notebooks" / "figures", src / "notebooks" / "figures")
+        shutil.copytree(root / "notebooks" / "figures", src / "notebooks" / "figures", dirs_exist_ok=True)
     exercises = sorted((root / "exercises").glob("[0-9][0-9]_*.ipynb"))
     for path in exercises:
         nb = nbformat.read(path, as_version=4)

@@ -52,9 +52,14 @@ def _mmlab_describe(fig, _original=_mmlab_bi._fetch_figure_metadata):
         if getattr(ax, "_colorbar", None) is not None or ax.get_label() == "<colorbar>":
             continue
         drawn = bool(ax.lines or ax.collections or ax.patches or ax.images or ax.tables)
+        # an axes sharing x (stacked plots, twinx) or y (a row) with a labelled one is labelled
+        xs = [a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax) if a is not ax]
+        ys = [a.get_ylabel() for a in ax.get_shared_y_axes().get_siblings(ax) if a is not ax]
         axes.append({"title": " ".join(t for t in (ax.get_title("left"), ax.get_title(),
                                                    ax.get_title("right")) if t),
                      "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+                     "shared_xlabel": next((x for x in xs if x), ""),
+                     "shared_ylabel": next((y for y in ys if y), ""),
                      "data": drawn, "image": bool(ax.images)})
     sup = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
     meta["mmlab"] = {"suptitle": sup, "axes": axes}
@@ -271,7 +276,9 @@ def unlabelled_axes(nb) -> list[str]:
         if not titled:
             bad.append(f"cell {i}: a figure with no title")
         for n, ax in enumerate(desc.get("axes", [])):
-            if ax.get("data") and not ax.get("image") and not (ax.get("xlabel") and ax.get("ylabel")):
+            x = ax.get("xlabel") or ax.get("shared_xlabel")
+            y = ax.get("ylabel") or ax.get("shared_ylabel")
+            if ax.get("data") and not ax.get("image") and not (x and y):
                 bad.append(f"cell {i} axes {n} ({ax.get('title') or 'untitled'!r}): "
                            f"x label {ax.get('xlabel')!r}, y label {ax.get('ylabel')!r}")
     return bad
