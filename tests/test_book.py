@@ -109,10 +109,24 @@ def test_merge_outputs_keeps_current_markdown_and_refuses_other_code():
 
 # ----------------------------------------------------------------------------- the FAST book
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    return book.build(ROOT, out, fast=True, jobs=1, data_dir=os.environ.get("MMLAB_DATA_DIR"),
-                      cache_dir=ROOT / "_build" / "cache", log=lambda line: None)
+def built(tmp_path_factory, request):
+    """The FAST book, built once per test run: under pytest-xdist the workers share the run's
+    temporary folder, and the first to take the lock builds while the other waits and reuses it."""
+    import fcntl
+    import json
+
+    base = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: the run's folder is shared
+        base = base.parent
+    out = base / "book"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(base / "book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / "build.json").is_file():
+            done = json.loads((out / "build.json").read_text())
+            return book.BookResult(out / "html", [], done["warnings"], done["seconds"], done["figures"])
+        return book.build(ROOT, out, fast=True, jobs=1, data_dir=os.environ.get("MMLAB_DATA_DIR"),
+                          cache_dir=ROOT / "_build" / "cache", log=lambda line: None)
 
 
 def _page(built, rel: str) -> str:

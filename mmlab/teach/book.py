@@ -201,6 +201,27 @@ def _admonition(ch: Chapter, root: Path, fast: bool) -> str:
     return "\n".join(lines)
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _drop_widgets(nb) -> None:
+    """Progress-bar widgets (tqdm.auto) keep their text form: a static page has no widget
+    manager, and MyST-NB would load one from a CDN (the book must work offline)."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data is not None and WIDGET in data:
+                del data[WIDGET]
+                if not data:
+                    continue
+            kept.append(out)
+        cell.outputs = kept
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -279,6 +300,7 @@ def stage(root: Path, src: Path, runs: dict[str, Path], fast: bool) -> dict[str,
         current = nbformat.read(ch.path, as_version=4)
         nb = ex.merge_outputs(current, nbformat.read(runs[ch.stem], as_version=4))
         ex.add_alt_text(nb)
+        _drop_widgets(nb)
         figures[ch.stem] = len(ex.figures(nb))
         for cell in nb.cells:
             if cell.cell_type == "markdown":
