@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = book.chapters(ROOT / "notebooks")
 IDS = [c.stem for c in CHAPTERS]
 # Chapters with no figure yet (issue 16 item 6): their page has no image to check.
-NO_FIGURE_YET: dict[str, str] = {}
+NO_FIGURE_YET: dict[str, str] = {
+    "00_welcome": "chapter 00 shows no figure yet (content fix pending)",
+    "60_deployment": "chapter 60 shows no figure yet (content fix pending)",
+}
 
 
 # ----------------------------------------------------------------------------- syllabus

@@ -29,7 +29,16 @@ CACHE = ROOT / "_build" / "cache"   # shared with `mmlab book --fast` and tests/
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Chapters whose figures do not meet the convention yet (issue 16, item 6): the check is
 # expected to fail until their content is fixed; remove an entry once its chapter passes.
-FIGURE_GAPS: dict[str, str] = {}
+_UNLABELLED = "some figures lack axis labels or a title (issue 16 item 6; content fix pending)"
+FIGURE_GAPS: dict[str, str] = {
+    "00_welcome": "no figure yet (issue 16 item 6; content fix pending)",
+    "05_data": _UNLABELLED, "10_text": _UNLABELLED, "11_voice": _UNLABELLED, "12_ecg_hrv": _UNLABELLED,
+    "13_eda": _UNLABELLED, "14_eeg": _UNLABELLED, "15_images_sensors": _UNLABELLED,
+    "20_alignment": _UNLABELLED, "21_cca": _UNLABELLED, "30_fusion_taxonomy": _UNLABELLED,
+    "31_attention_transformers": _UNLABELLED, "40_missing_robustness": _UNLABELLED,
+    "53_predictive_maintenance": _UNLABELLED,
+    "60_deployment": "no figure yet (issue 16 item 6; content fix pending)",
+}
 
 
 def run_chapter(path: Path):

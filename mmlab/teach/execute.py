@@ -182,6 +182,8 @@ def execute(path, *, fast: bool = True, cache_dir="_build/cache", seed: int = 0,
             failed = folder / f"{path.stem}-{key}.failed.ipynb"
             nbformat.write(executed, failed)
             tmp.unlink()
+            if log:
+                log(f"FAILED {path.name} ({mode}) after {seconds:.0f} s: {error}; executed copy: {failed}")
             return Run(path, None, False, seconds, error=error, failed_copy=failed)
         nbformat.write(executed, tmp)
         os.replace(tmp, target)
