@@ -226,3 +226,45 @@ def test_book_has_search_readme_first_and_every_page(built):
         _page(built, f"exercises/{path.stem}.html")
     for path in sorted((ROOT / "docs").glob("*.md")):
         _page(built, f"docs/{path.stem}.html")
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(600)
+def test_executor_captures_figures_caches_and_locks(tmp_path, monkeypatch):
+    """A two-cell notebook: run once (figure captured under MPLBACKEND=Agg, with its labels),
+    then from the cache; a markdown edit keeps the cache, a code edit does not; a chapter whose
+    lock another process holds is skipped with wait=False."""
+    import fcntl
+
+    import nbformat
+    from mmlab.teach import execute as ex
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 99 · probe"),
+        nbformat.v4.new_code_cell("FAST = False\nSEED = 1\nDATA_DIR = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
+                                  "ax.plot([0, 1], [1, 0])\nax.set(title='probe', xlabel='time (s)')\nprint(FAST, SEED)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "99_probe.ipynb"
+    nbformat.write(nb, path)
+    cache = tmp_path / "cache"
+    first = ex.execute(path, fast=True, cache_dir=cache, library="x")
+    assert first.error is None and not first.cached
+    done = nbformat.read(first.executed, as_version=4)
+    assert not any(ex.SETUP_TAG in c.metadata.get("tags", []) for c in done.cells)
+    assert "True 0" in "".join(o.get("text", "") for c in done.cells for o in c.get("outputs", []))
+    (i, desc), = ex.figures(done)
+    assert desc["axes"][0]["title"] == "probe" and desc["axes"][0]["xlabel"] == "time (s)"
+    assert ex.unlabelled_axes(done) == [f"cell {i} axes 0 ('probe'): x label 'time (s)', y label ''"]
+    nb.cells[0].source = "# 99 · probe, reworded"
+    nbformat.write(nb, path)
+    assert ex.execute(path, fast=True, cache_dir=cache, library="x").cached
+    with open(cache / "fast" / "99_probe.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert ex.execute(path, fast=True, cache_dir=cache, library="x", wait=False) is None
+    nb.cells[2].source += "\nax.set_ylabel('amplitude')"
+    nbformat.write(nb, path)
+    second = ex.execute(path, fast=True, cache_dir=cache, library="x")
+    assert not second.cached and ex.unlabelled_axes(nbformat.read(second.executed, as_version=4)) == []
+    assert not first.executed.exists(), "the stale run was not removed"
