@@ -1,6 +1,7 @@
 # mmlab: two commands on a fresh clone.
 #   make lab    set up .venv (if needed) and open the workbook in JupyterLab
 #   make test   set up .venv (if needed) and run the whole test suite
+#   make book   build the course as a website in _build/book/html (FAST=1: from FAST runs)
 # Options: PORT=8888 (lab), NO_BROWSER=1 (lab, headless), PYTEST_ARGS="-k welcome" (test).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -14,7 +15,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: lab lab-args test install assign clean-venv sandbox browser
+.PHONY: lab lab-args test install assign book clean-venv sandbox browser
 
 install: $(STAMP) sandbox browser
 
@@ -72,6 +73,13 @@ test: install
 
 assign: install
 	$(BIN)/mmlab assign
+
+# The course as a static website (Sphinx + MyST-NB): chapters executed with papermill and
+# cached in _build/cache (a rebuild re-runs only chapters whose code changed). FAST=1 builds
+# it from FAST runs (CI); JOBS=N runs N chapters at once.
+JOBS ?= 1
+book: install
+	$(THREADS) $(BIN)/mmlab book $(if $(FAST),--fast) -j $(JOBS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
 """The ``mmlab`` command: teaching tools, data tools and benchmarks.
 
     mmlab assign [--check]                       solutions/ -> exercises/
+    mmlab book [--fast] [--out DIR] [-j N] [--data DIR] [--syllabus]   the course as a website
     mmlab grade DIR_OR_FILES --assignment NAME [--csv OUT] [--feedback DIR] [--json] [--manual CSV]
     mmlab start CHAPTER [--dir work] [--fresh]    copy an exercise into your own folder
     mmlab data make SCENARIO --subjects N --seed S --out DIR
@@ -56,6 +57,29 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     for line in report.lines:
         print(line)
     return 1 if (args.check and report.stale) else 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from mmlab.teach import book
+
+    root = Path(args.root)
+    if args.syllabus:
+        target = root / "docs" / "syllabus.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(book.render_syllabus(root / "notebooks"))
+        print(f"wrote {target}")
+        return 0
+    result = book.build(root, args.out, fast=args.fast, jobs=args.jobs, data_dir=args.data,
+                        log=lambda line: print(line, flush=True))
+    ran = sum(not r.cached for r in result.runs)
+    print(f"book: {result.html / 'index.html'} in {result.seconds:.0f} s "
+          f"({ran} chapters executed, {len(result.runs) - ran} from the cache, "
+          f"{sum(result.figures.values())} figures)")
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if result.warnings:
+        print(f"book: {len(result.warnings)} warnings (treated as errors)", file=sys.stderr)
+    return 0 if result.ok else 1
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
@@ -451,6 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="write a new numbered copy (NAME-2.ipynb, ...) beside an existing one (never overwrites)")
     p.set_defaults(func=_cmd_start)
+    p = sub.add_parser("book", help="build the course as a static website (_build/book/html)")
+    p.add_argument("--fast", action="store_true", help="show FAST runs of the chapters (quick; for CI)")
+    p.add_argument("--out", default=None, help="output folder (default: _build/book; the site is OUT/html)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="chapters executed in parallel (default 1)")
+    p.add_argument("--data", default=None, help="DATA_DIR passed to the chapters (default: none, synthetic data)")
+    p.add_argument("--root", default=".", help="project root (default: the current folder)")
+    p.add_argument("--syllabus", action="store_true", help="only regenerate docs/syllabus.md from the chapter headers")
+    p.set_defaults(func=_cmd_book)
 
     p = sub.add_parser("grade", help="autograde submitted notebooks in a sandbox")
     p.add_argument("submissions", nargs="+", help="submitted .ipynb files or folders of them (never modified)")
@@ -625,7 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Optional packages some commands need, and the extra of ``pip install "mmlab[...]"`` that has them.
 _EXTRAS = {"jupyter_client": "teach", "nbclient": "teach", "nbformat": "teach", "ipykernel": "teach",
-           "papermill": "test", "pytest": "test", "jupyterlab": "lab", "onnx": "deploy",
+           "papermill": "book", "sphinx": "book", "myst_nb": "book",
+           "sphinx_book_theme": "book", "jupyter_server_mathjax": "book", "pytest": "test", "jupyterlab": "lab", "onnx": "deploy",
            "onnxruntime": "deploy", "onnxscript": "deploy", "fastapi": "deploy", "pydantic": "deploy", "uvicorn": "deploy",
            "httpx": "deploy", "panel": "deploy", "bokeh": "deploy", "tornado": "deploy",
            "playwright": "deploy"}

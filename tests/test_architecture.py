@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "mmlab"
 
 LAYERS = {
     "errors": 0, "validate": 0, "_torch": 0, "parallel": 0, "__init__": 0,
-    "recording": 1, "teach": 1,
+    "recording": 1, "teach": 1,  # teach: assign, grade, checks, and the book (teach.book, teach.execute)
     "io": 2, "synth": 2, "viz": 2,
     "align": 3, "bio": 3, "text": 3, "voice": 3, "images": 3, "sensors": 3,
     "features": 4,

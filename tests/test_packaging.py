@@ -87,13 +87,17 @@ def test_environment_yml_mirrors_pyproject():
 
 def test_every_import_of_the_package_is_a_dependency():
     """`pip install mmlab` must bring what mmlab/ imports (mmlab.teach: the teach extra;
-    mmlab.deploy and the benchmarks of the dashboard and the server: the deploy extra)."""
+    mmlab.teach.book/execute: the book extra; mmlab.deploy and the benchmarks of the dashboard
+    and the server: the deploy extra)."""
     core = {_dist(s) for s in PROJECT["dependencies"]}
     deploy = [*(ROOT / "mmlab" / "deploy").rglob("*.py"),
               *(ROOT / "mmlab" / "bench" / f for f in ("dashboard.py", "serve.py"))]
     package = [p for p in (ROOT / "mmlab").rglob("*.py") if "teach" not in p.parts and p not in deploy]
     assert _undeclared(package, core) == {}
-    assert _undeclared((ROOT / "mmlab" / "teach").rglob("*.py"), core | _extra("teach")) == {}
+    book = [ROOT / "mmlab" / "teach" / f for f in ("book.py", "execute.py")]  # `mmlab book`: the book extra
+    teach = [p for p in (ROOT / "mmlab" / "teach").rglob("*.py") if p not in book]
+    assert _undeclared(teach, core | _extra("teach")) == {}
+    assert _undeclared(book, core | _extra("teach") | _extra("book")) == {}
     assert _undeclared([p for p in deploy if p.exists()], core | _extra("deploy")) == {}
 
 
