@@ -36,3 +36,10 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"MMLAB_DATA_DIR={value} is not a folder")
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests of the built book run last: by then the notebook tests have executed the chapters
+    on both workers (tests/test_book.py's build reuses their runs), instead of one worker
+    executing every chapter for the book while the other waits."""
+    items.sort(key=lambda item: "built" in getattr(item, "fixturenames", ()))

@@ -21,11 +21,6 @@ from mmlab.teach.execute import figure_alt, merge_outputs, unlabelled_axes
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = book.chapters(ROOT / "notebooks")
 IDS = [c.stem for c in CHAPTERS]
-# Chapters with no figure yet (issue 16 item 6): their page has no image to check.
-NO_FIGURE_YET: dict[str, str] = {
-    "00_welcome": "chapter 00 shows no figure yet (content fix pending)",
-    "60_deployment": "chapter 60 shows no figure yet (content fix pending)",
-}
 
 
 # ----------------------------------------------------------------------------- syllabus
@@ -147,12 +142,10 @@ def test_book_has_no_warnings(built):
 @pytest.mark.notebook
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=IDS)
-def test_chapter_page_has_figures_with_alt_text_and_exercise_link(built, chapter, request):
+def test_chapter_page_has_figures_with_alt_text_and_exercise_link(built, chapter):
     html = _page(built, f"notebooks/{chapter.stem}.html")
     assert f'href="../exercises/{chapter.stem}.html' in html, f"{chapter.stem}: no link to its exercise"
     assert "Open this chapter in JupyterLab" in html
-    if chapter.stem in NO_FIGURE_YET:
-        request.applymarker(pytest.mark.xfail(reason=NO_FIGURE_YET[chapter.stem], strict=False))
     imgs = re.findall(r"<img [^>]*>", html)
     assert imgs, f"{chapter.stem}: its page shows no figure"
     no_alt = [i for i in imgs if not re.search(r'alt="[^"]+"', i)]

@@ -15,15 +15,17 @@ from mmlab.teach import learner
 from mmlab.teach.assign import STUB_MARKDOWN, assign_all, make_exercise
 from mmlab.teach.grade import (format_table, grade_batch, grade_notebook, merge_manual, read_manual,
                                write_feedback, write_gradebook, write_manual_template)
-from mmlab.teach.markers import nbgrader_meta
+from mmlab.teach.markers import is_manual, nbgrader_meta
 
 NAME = "00_welcome"
 MODEL = "**Model answer.** Sampling at 4 Hz keeps the phasic response.\n\n**Rubric (2 points).** 1 for x; 1 for y."
 
 
 def _written_source(root):
-    """Chapter 00's solution with a planted written task (statement + 2-point answer cell)."""
+    """Chapter 00's solution with one planted written task (statement + 2-point answer cell)
+    in place of its own, so the expected results below are known whatever the chapter asks."""
     nb = nbformat.read(root / "solutions" / f"{NAME}.ipynb", as_version=4)
+    nb.cells = [c for c in nb.cells if not is_manual(c)]
     at = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == "hr_test") + 1
     statement = nbformat.v4.new_markdown_cell("## Task 4 · (written) Why 4 Hz?\n\nExplain in three sentences.")
     answer = nbformat.v4.new_markdown_cell(

@@ -27,18 +27,6 @@ CELL_TIMEOUT = 600        # seconds for one cell
 NOTEBOOK_TIMEOUT = 900    # seconds for a whole notebook (pytest-timeout)
 CACHE = ROOT / "_build" / "cache"   # shared with `mmlab book --fast` and tests/test_book.py
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# Chapters whose figures do not meet the convention yet (issue 16, item 6): the check is
-# expected to fail until their content is fixed; remove an entry once its chapter passes.
-_UNLABELLED = "some figures lack axis labels or a title (issue 16 item 6; content fix pending)"
-FIGURE_GAPS: dict[str, str] = {
-    "00_welcome": "no figure yet (issue 16 item 6; content fix pending)",
-    "05_data": _UNLABELLED, "10_text": _UNLABELLED, "11_voice": _UNLABELLED, "12_ecg_hrv": _UNLABELLED,
-    "13_eda": _UNLABELLED, "14_eeg": _UNLABELLED, "15_images_sensors": _UNLABELLED,
-    "20_alignment": _UNLABELLED, "21_cca": _UNLABELLED, "30_fusion_taxonomy": _UNLABELLED,
-    "31_attention_transformers": _UNLABELLED, "40_missing_robustness": _UNLABELLED,
-    "53_predictive_maintenance": _UNLABELLED,
-    "60_deployment": "no figure yet (issue 16 item 6; content fix pending)",
-}
 
 
 def run_chapter(path: Path):
@@ -89,11 +77,9 @@ def test_notebook_runs(path: Path):
 @pytest.mark.notebook
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT)
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def test_chapter_figures(path: Path, request):
+def test_chapter_figures(path: Path):
     from mmlab.teach.execute import figures, unlabelled_axes
 
-    if path.stem in FIGURE_GAPS:
-        request.applymarker(pytest.mark.xfail(reason=FIGURE_GAPS[path.stem], strict=False))
     run = run_chapter(path)
     if run.error:
         pytest.skip(f"{path.name} does not run (test_notebook_runs reports it)")

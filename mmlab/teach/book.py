@@ -193,8 +193,9 @@ def _admonition(ch: Chapter, root: Path, fast: bool) -> str:
              "Set `FAST = True` in its parameters cell for a quick run."]
     if exercise.is_file():
         lines += ["", f"**Exercise:** [the graded exercise of chapter {ch.number}](../exercises/{ch.path.name}) "
-                      f"(`exercises/{ch.path.name}`; work in your own copy of it, never in `exercises/`, "
-                      "which `mmlab assign` regenerates)."]
+                      f"(`exercises/{ch.path.name}`). Work in your own copy: `mmlab start {ch.number}` puts one "
+                      f"in `work/`, and its *Check yourself* cell grades it; never work in `exercises/`, "
+                      "which `mmlab assign` regenerates."]
     if fast:
         lines += ["", "The outputs on this page come from a FAST run (small data, few iterations)."]
     lines.append("```")
