@@ -39,7 +39,12 @@ def data_dir() -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests of the built book run last: by then the notebook tests have executed the chapters
-    on both workers (tests/test_book.py's build reuses their runs), instead of one worker
-    executing every chapter for the book while the other waits."""
-    items.sort(key=lambda item: "built" in getattr(item, "fixturenames", ()))
+    """Order the run for two workers: notebook executions first (the longest tests; chapter
+    runs fill the cache that the book reuses), the tests of the built book last. With the
+    chapters executed at the end, one worker ran the last chapter while the other waited for
+    it to build the book (measured: about 3 minutes added to a fresh-clone run)."""
+    def rank(item) -> int:
+        if "built" in getattr(item, "fixturenames", ()):
+            return 2
+        return 0 if item.get_closest_marker("notebook") else 1
+    items.sort(key=rank)
