@@ -37,6 +37,7 @@ from torch import nn
 
 from mmlab._torch import minibatches, seeded, torch_threads, train_loop
 from mmlab.errors import SchemaError
+from mmlab.fusion._contract import encode_known
 from mmlab.validate import check_fraction, check_int, check_positive
 
 __all__ = ["quantize_int8", "prune", "sparsity", "distill", "variants", "tradeoff", "model_size_mb"]
@@ -126,14 +127,7 @@ def distill(teacher: Any, X: Mapping[str, Any], mask: Mapping[str, Any] | None =
     soft = torch.softmax(soft / T, dim=1)
     yi = None
     if y is not None:
-        y = np.asarray(y)
-        if y.shape != (n,):
-            raise SchemaError(f"y must have shape ({n},), got {y.shape}")
-        unknown = ~np.isin(y, teacher.classes_)
-        if unknown.any():
-            raise SchemaError(f"labels {sorted(set(y[unknown].tolist()))} are not among the teacher's classes "
-                              f"{teacher.classes_.tolist()}")
-        yi = torch.as_tensor(np.searchsorted(teacher.classes_, y), dtype=torch.long)
+        yi = torch.as_tensor(encode_known(y, teacher.classes_, n), dtype=torch.long)
     z = student.scaler_.transform(xs, present)
     gen = torch.Generator().manual_seed(random_state)
     with seeded(random_state), torch_threads(student.n_threads):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import MMLabError, SchemaError
-from mmlab.fusion._contract import check_inputs
+from mmlab.fusion._contract import check_inputs, encode_known
 
 
 #: Exact Shapley values cost ``2^M`` model evaluations; beyond this many modalities we refuse.
@@ -74,29 +74,9 @@ def _target_indices(target, y, classes, n: int, predicted: np.ndarray, who: str)
     if isinstance(target, str) and target == "true":
         if y is None:
             raise SchemaError(f"{who}: target='true' needs y")
-        return _label_indices(y, classes, n)
+        return encode_known(y, classes, n)
     t = np.asarray(target)
-    return _label_indices(np.repeat(t[None], n) if t.ndim == 0 else t, classes, n)
-
-
-def _label_indices(y: Any, classes: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the labels ``y`` in ``classes`` (SchemaError for unknown labels)."""
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise SchemaError(f"y: expected shape ({n},), got {y.shape}")
-    classes = np.asarray(classes)
-    order = np.argsort(classes, kind="stable")
-    try:
-        pos = np.searchsorted(classes[order], y)
-    except TypeError:  # labels of another type than the classes (str vs int)
-        pos = np.zeros(len(y), dtype=int)
-    pos = np.clip(pos, 0, len(classes) - 1)
-    idx = order[pos]
-    bad = np.asarray(classes[idx] != y, dtype=bool)
-    if np.any(bad):
-        raise SchemaError(f"y: labels {sorted(set(y[bad].tolist()))[:5]} are not among the "
-                          f"model's classes {classes.tolist()}")
-    return idx
+    return encode_known(np.repeat(t[None], n) if t.ndim == 0 else t, classes, n)
 
 
 def _classes_of(model: Any, n_classes: int) -> np.ndarray:

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import MMLabError, SchemaError
-from mmlab.explain._common import (_EPS, EMPTY_LABEL, _check_X, _classes_of, _index_of, _label_indices, _players,
+from mmlab.explain._common import (_EPS, EMPTY_LABEL, _check_X, _classes_of, _index_of, _players,
                                    _predict, _target_indices)
+from mmlab.fusion._contract import encode_known
 
 
 # ------------------------------------------------------------------- Shapley: the game
@@ -260,7 +261,7 @@ def modality_shapley(model: Any, X: Mapping[str, Any], y: Any, mask: Mapping[str
     players = _players(model, X, modalities)
     subsets, probas = _subset_probas(model, X, present, players, empty, n)
     classes = _classes_of(model, probas[-1].shape[1])
-    y_idx = _label_indices(y, classes, n)
+    y_idx = encode_known(y, classes, n)
     values = np.array([_global_value(value, y_idx, p, classes) for p in probas])
     phi = shapley_values(dict(zip(subsets, values)), players)
     attr = pd.Series({m: phi[m] for m in players}, name="shapley")

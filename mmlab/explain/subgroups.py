@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from mmlab.errors import SchemaError
-from mmlab.explain._common import _check_X, _label_indices
+from mmlab.explain._common import _check_X
+from mmlab.fusion._contract import encode_known
 
 
 # ----------------------------------------------------------------------- subgroups
@@ -167,13 +168,13 @@ def subgroup_metrics(y_true: Any, proba: Any, groups: Any, *, classes: Any = Non
         if classes is None:
             classes = np.unique(np.concatenate([y_true, p]))
         classes = np.asarray(classes)
-        y_idx = _label_indices(y_true, classes, n)
-        pred = _label_indices(p, classes, n)
+        y_idx = encode_known(y_true, classes, n)
+        pred = encode_known(p, classes, n)
         p = None
     else:
         p = p.astype(float)
         classes = _default_classes(y_true, p, classes)
-        y_idx = _label_indices(y_true, classes, n)
+        y_idx = encode_known(y_true, classes, n)
         pred = p.argmax(axis=1)
     g = pd.Series(np.asarray(groups, dtype=object))
     if len(g) != n:

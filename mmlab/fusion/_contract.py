@@ -130,6 +130,27 @@ def check_target(y: Any, n: int) -> np.ndarray:
     return y
 
 
+def encode_known(y: Any, classes: Any, n: int, what: str = "y") -> np.ndarray:
+    """Positions in ``classes`` of labels ``y`` (shape ``(n,)``) for an already fitted model:
+    a wrong shape, or a label the model was not trained on (also one of another type), is a
+    :class:`SchemaError` naming it; ``what`` names the labels in the message."""
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise SchemaError(f"{what} must have shape ({n},), got {y.shape}")
+    classes = np.asarray(classes)
+    order = np.argsort(classes, kind="stable")
+    try:
+        pos = np.searchsorted(classes[order], y)
+    except TypeError:  # labels of another type than the classes (str vs int)
+        pos = np.zeros(len(y), dtype=int)
+    idx = order[np.clip(pos, 0, len(classes) - 1)]
+    bad = np.asarray(classes[idx] != y, dtype=bool)
+    if np.any(bad):
+        raise SchemaError(f"{what} holds labels {sorted(set(y[bad].tolist()))[:5]} that are not among the "
+                          f"model's classes {classes.tolist()}")
+    return idx
+
+
 class ModalityScaler:
     """Per-modality standardisation fitted on present rows only (mean 0, sd 1 per feature).
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from mmlab._torch import minibatches, seeded, torch_threads, train_loop, validation_split
 from mmlab.errors import SchemaError
-from mmlab.fusion._contract import ModalityScaler, check_inputs, check_target, drop_modalities
+from mmlab.fusion._contract import ModalityScaler, check_inputs, check_target, drop_modalities, encode_known
 from mmlab.fusion.classic import FusionClassifierMixin
 
 
@@ -340,14 +340,7 @@ class DeepFusion(FusionClassifierMixin, BaseEstimator):
             Xv, yv = validation[0], validation[1]
             mv = validation[2] if len(validation) > 2 else None
             xv, pv, nv = check_inputs(Xv, mv, self.modalities_, temporal=self._temporal, dims=self.dims_)
-            yv = np.asarray(yv)
-            if yv.shape != (nv,):
-                raise SchemaError(f"validation y must have shape ({nv},), got {yv.shape}")
-            unknown = ~np.isin(yv, self.classes_)
-            if unknown.any():
-                raise SchemaError(f"validation labels {sorted(set(yv[unknown]))} are not among the "
-                                  f"training classes {list(self.classes_)}")
-            val_data = (self.scaler_.transform(xv, pv), pv, np.searchsorted(self.classes_, yv))
+            val_data = (self.scaler_.transform(xv, pv), pv, encode_known(yv, self.classes_, nv, "validation y"))
         elif self.validation_fraction > 0 and n >= 20:
             train, val = validation_split(n, self.validation_fraction, self.random_state, stratify=yi)
             val_data = ({m: a[val] for m, a in xs.items()}, {m: p[val] for m, p in present.items()},
