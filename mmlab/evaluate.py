@@ -623,6 +623,53 @@ def repeated_cv(estimator, X: Any, y: Any, n_splits: int = 5, n_repeats: int = 1
                             n_splits, n_repeats, random_state, scoring)
 
 
+# ------------------------------------------------------------ paired comparison
+def paired_difference(ours: Any, reference: Any, units: Sequence | None = None, confidence: float = 0.95,
+                      n_resamples: int = 9999, random_state: int = 0) -> dict:
+    """How much ``ours`` beats ``reference`` on the same units (e.g. one score per held-out
+    subject of a leave-one-subject-out run), with its uncertainty (chapter 50_stress_system).
+
+    Returns ``mean_difference`` (ours - reference), its ``ci`` (a percentile bootstrap over
+    units, scipy's ``stats.bootstrap``, seeded), ``better`` / ``n`` (units where ours is
+    higher), ``wilcoxon_p`` (two-sided signed-rank test, scipy) and the per-unit
+    ``differences``. With nine subjects a gain of 0.03 usually has a CI that reaches below
+    zero: report the interval, not only the mean. Units where either score is NaN are
+    an error (a score that could not be computed must not be dropped silently).
+
+    Examples
+    --------
+    >>> r = paired_difference([0.8, 0.7, 0.9, 0.75], [0.7, 0.65, 0.8, 0.7])
+    >>> round(r["mean_difference"], 3), r["better"], r["n"]
+    (0.075, 4, 4)
+    """
+    from scipy import stats
+
+    a = np.asarray(ours, dtype=float)
+    b = np.asarray(reference, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise SchemaError(f"ours and reference must be 1-D of one length, got shapes {a.shape} and {b.shape}")
+    names = list(range(len(a))) if units is None else list(units)
+    if len(names) != len(a):
+        raise SchemaError(f"units has {len(names)} names for {len(a)} scores")
+    bad = [names[i] for i in np.flatnonzero(~(np.isfinite(a) & np.isfinite(b)))]
+    if bad:
+        raise SchemaError(f"paired_difference: no score for units {bad} (NaN); pair only units scored by both")
+    if len(a) < 3:
+        raise SchemaError(f"paired_difference needs at least 3 units, got {len(a)}")
+    confidence = check_number(confidence, "confidence", low=0.5, high=0.999)
+    d = a - b
+    if np.ptp(d) > 0:
+        boot = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=int(n_resamples),
+                               method="percentile", random_state=np.random.default_rng(random_state))
+        ci = (float(boot.confidence_interval.low), float(boot.confidence_interval.high))
+    else:
+        ci = (float(d[0]), float(d[0]))
+    p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    return {"mean_difference": float(d.mean()), "ci": ci, "confidence": confidence,
+            "better": int((d > 0).sum()), "n": int(len(d)), "wilcoxon_p": p,
+            "differences": dict(zip(map(str, names), map(float, d)))}
+
+
 # ------------------------------------------------------------ event-level metrics (alerts)
 def episodes_from_labels(times: Any, labels: Any, positive: Any = "stress",
                          step_s: float | None = None) -> list[tuple[float, float]]:

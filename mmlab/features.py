@@ -92,7 +92,7 @@ from mmlab.recording import REFERENCE_CLOCK, Clock, Cohort, Recording, Stream
 from mmlab.validate import check_number, check_positive, check_rate
 
 __all__ = ["FEATURES", "window_grid", "window_labels", "select_streams", "window_features", "features_at",
-           "reference_features", "compare_tables", "feature_columns", "quality_columns",
+           "reference_features", "window_stats", "compare_tables", "feature_columns", "quality_columns",
            "WindowFeatures", "EcgWindows", "EdaWindows", "RespWindows", "AudioWindows",
            "BvpWindows", "TempWindows", "AccWindows", "HrWindows"]
 
@@ -1327,6 +1327,50 @@ def reference_features(rec: Recording, starts, ends, *,
         else:
             ex._load()
         cols.update(ex.reference(starts, ends))
+    return pd.DataFrame(cols)
+
+
+def window_stats(rec: Recording, starts, ends, streams: Iterable[str] | None = None,
+                 min_coverage: float = 0.5) -> pd.DataFrame:
+    """Plain per-window statistics of raw samples: the feature-engineering-free baseline.
+
+    For each window ``[starts[i], ends[i])`` (device time taken as reference time) and each
+    named stream (default: every regularly sampled stream except audio), the ``mean``,
+    ``sd``, ``min`` and ``max`` of every channel, and of the Euclidean magnitude of a
+    multi-channel stream (e.g. a 3-axis accelerometer), as columns
+    ``"<stream>__c<k>_<stat>"`` and ``"<stream>__mag_<stat>"``. NaN samples are left out;
+    a window with fewer than ``min_coverage`` of its expected samples finite is NaN
+    (flagged as missing, not guessed). Returns ``start``, ``end`` and those columns.
+    """
+    starts = np.asarray(starts, dtype=float)
+    ends = np.asarray(ends, dtype=float)
+    if starts.shape != ends.shape or starts.ndim != 1:
+        raise SchemaError(f"starts and ends must be 1-D of one length, got shapes {starts.shape} and {ends.shape}")
+    min_coverage = check_number(min_coverage, "min_coverage", low=0.0, high=1.0)
+    names = (sorted(n for n, s in rec.streams.items() if s.rate is not None and s.modality != "audio")
+             if streams is None else list(streams))
+    cols: dict[str, np.ndarray] = {"start": starts, "end": ends}
+    for name in names:
+        if name not in rec.streams:
+            raise SchemaError(f"recording {rec.subject!r} has no stream {name!r} (has {sorted(rec.streams)})")
+        st = rec.streams[name]
+        if st.rate is None:
+            raise SchemaError(f"stream {name!r} is irregular (events); window_stats needs a sampled stream")
+        x = np.asarray(st.data, dtype=float).reshape(st.n_samples, -1)
+        chans = {f"c{k}": x[:, k] for k in range(x.shape[1])}
+        if x.shape[1] > 1:
+            chans["mag"] = np.sqrt((x ** 2).sum(axis=1))
+        i0, i1 = _sample_index(st, starts), _sample_index(st, ends)
+        need = min_coverage * (ends - starts) * st.rate
+        for c, v in chans.items():
+            out = np.full((len(starts), 4), np.nan)
+            for w, (a, b) in enumerate(zip(i0, i1)):
+                seg = v[a:b]
+                seg = seg[np.isfinite(seg)]
+                if len(seg) >= max(need[w], 2):
+                    out[w] = seg.mean(), seg.std(), seg.min(), seg.max()
+            for k, stat in enumerate(("mean", "sd", "min", "max")):
+                cols[f"{name}__{c}_{stat}"] = out[:, k]
     return pd.DataFrame(cols)
 
 

@@ -243,3 +243,24 @@ def test_bench_fusion_is_registered_and_builds_sequences_within_subject():
     assert masks["a"].tolist() == [[False, False, True], [True, True, True], [True, True, True],
                                    [False, False, True], [False, True, True]]
     assert Xs["a"][1, :, 0].tolist() == [0, 1, 2] and Xs["b"][4, 1:, 0].tolist() == [40, 50]
+
+
+def test_paired_difference_known_answers_and_refusals():
+    from scipy import stats
+
+    ours = np.array([0.80, 0.70, 0.90, 0.75, 0.60])
+    ref = np.array([0.70, 0.65, 0.80, 0.70, 0.70])
+    r = E.paired_difference(ours, ref, ["a", "b", "c", "d", "e"])
+    d = ours - ref
+    assert r["mean_difference"] == pytest.approx(d.mean())
+    assert (r["better"], r["n"]) == (4, 5)
+    assert r["wilcoxon_p"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    lo, hi = r["ci"]
+    assert d.min() <= lo < d.mean() < hi <= d.max()
+    assert r["differences"]["e"] == pytest.approx(-0.10)
+    same = E.paired_difference(ours, ref, random_state=0)
+    assert same["ci"] == E.paired_difference(ours, ref, random_state=0)["ci"]  # seeded
+    with pytest.raises(SchemaError, match=r"\['b'\]"):
+        E.paired_difference([0.8, np.nan, 0.7], [0.7, 0.7, 0.6], ["a", "b", "c"])
+    with pytest.raises(SchemaError, match="shapes"):
+        E.paired_difference([0.8, 0.7, 0.6], [0.7, 0.6])

@@ -341,3 +341,23 @@ def test_stress_window_table_wrist_columns_come_from_the_extractors(stress_rec):
     for k in w2:
         assert np.isnan(w2[k][hit]).all(), k
         assert np.array_equal(np.isfinite(w2[k][~hit]), np.isfinite(w[k][~hit])), k
+
+
+def test_window_stats_known_answers():
+    from mmlab import features as FT
+    from mmlab.recording import Recording, Stream
+
+    x = np.arange(40, dtype=float)  # 4 Hz ramp over 10 s
+    acc = np.c_[np.full(40, 3.0), np.full(40, 4.0), np.zeros(40)]
+    acc[20:24] = np.nan  # one second missing
+    rec = Recording("s", [Stream("ramp", x, "temp", rate=4.0), Stream("acc", acc, "acc", rate=4.0)])
+    t = FT.window_stats(rec, [0.0, 5.0, 4.0], [5.0, 10.0, 6.0], min_coverage=0.9)
+    assert t["ramp__c0_mean"].tolist() == [9.5, 29.5, 19.5]
+    assert t["ramp__c0_min"].tolist() == [0.0, 20.0, 16.0] and t["ramp__c0_max"].tolist() == [19.0, 39.0, 23.0]
+    assert t["ramp__c0_sd"][0] == pytest.approx(np.std(np.arange(20.0)))
+    assert t["acc__mag_mean"][0] == pytest.approx(5.0) and t["acc__c2_max"][0] == 0.0
+    # 4 of the 20 samples of [5, 10) are NaN: under 90 % coverage, flagged NaN, not guessed
+    assert np.isnan(t["acc__mag_mean"][1]) and np.isnan(t["acc__c0_sd"][1])
+    assert np.isfinite(FT.window_stats(rec, [5.0], [10.0], min_coverage=0.5)["acc__mag_mean"][0])
+    with pytest.raises(SchemaError, match="no stream 'bvp'"):
+        FT.window_stats(rec, [0.0], [5.0], streams=["bvp"])
