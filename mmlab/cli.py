@@ -221,31 +221,58 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------- stress
-def _stress_detector(args: argparse.Namespace):
-    from mmlab.systems.stress import StressDetector
+def _stress_params(args: argparse.Namespace, preset: str | None = None) -> dict:
+    """A preset's parameters, then --model/--baseline/--baseline-s, then every --set."""
+    from mmlab.systems.stress import PRESETS
 
-    params = {"model": args.model, "baseline": args.baseline, "baseline_s": args.baseline_s,
-              **_parse_knobs(args.set)}
-    return StressDetector.from_params(params)
+    preset = preset or args.preset
+    if preset not in (*PRESETS, "select"):
+        raise SystemExit(f"mmlab stress: unknown --preset {preset!r}; choose one of {[*PRESETS, 'select']}")
+    params = dict(PRESETS[preset]) if preset != "select" else {}
+    for name in ("model", "baseline", "baseline_s"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    return {**params, **_parse_knobs(args.set)}
+
+
+def _stress_select(args: argparse.Namespace, recs):
+    """``--preset select``: every preset (with the command's own settings on top), chosen
+    between by leave-one-subject-out."""
+    from mmlab.systems.stress import PRESETS, select_loso
+
+    return select_loso({n: _stress_params(args, n) for n in PRESETS}, recs, scheduler=args.scheduler,
+                       progress=not args.quiet)
 
 
 def _cmd_stress_train(args: argparse.Namespace) -> int:
-    from mmlab.systems.stress import open_recordings
+    from mmlab.systems.stress import StressDetector, open_recordings
 
     out = _check_out(args.out)
-    det = _stress_detector(args).fit(open_recordings(args.data, args.subjects), scheduler=args.scheduler,
-                                     progress=not args.quiet)
+    recs = open_recordings(args.data, args.subjects)
+    preset = args.preset
+    if preset == "select":
+        ev = _stress_select(args, recs)
+        preset = ev.selection["final"]
+        print(f"chosen by leave-one-subject-out: preset {preset!r} (per held-out subject: {ev.selection['chosen']})")
+    det = StressDetector.from_params(_stress_params(args, preset))
+    det.fit(recs, scheduler=args.scheduler, progress=not args.quiet)
     det.save(out)
     print(f"saved a stress detector ({', '.join(det.modalities_)}; {det.n_train_windows_} training windows) to {out}")
     return 0
 
 
 def _cmd_stress_evaluate(args: argparse.Namespace) -> int:
-    from mmlab.systems.stress import evaluate_loso, open_recordings
+    from mmlab.systems.stress import StressDetector, evaluate_loso, open_recordings
 
-    ev = evaluate_loso(_stress_detector(args), open_recordings(args.data, args.subjects),
-                       scheduler=args.scheduler, progress=not args.quiet)
+    recs = open_recordings(args.data, args.subjects)
+    if args.preset == "select":
+        ev = _stress_select(args, recs)
+    else:
+        ev = evaluate_loso(StressDetector.from_params(_stress_params(args)), recs, scheduler=args.scheduler,
+                           progress=not args.quiet)
     result = {**ev.summary(), "per_subject": ev.per_subject().round(4).to_dict("records")}
+    if ev.selection:
+        result["selection"] = {k: ev.selection[k] for k in ("chosen", "final", "metric")}
     _print_result(args, "stress evaluate", result)
     return 0
 
@@ -447,7 +474,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from mmlab import bench
 
     result = bench.run(args.topic, **{k: v for k, v in vars(args).items()
-                                      if k in ("subjects", "seed", "scenario", "data", "scheduler")
+                                      if k in ("subjects", "seed", "scenario", "data", "scheduler", "preset")
                                       and v is not None},
                        **({"params": _parse_knobs(args.set)} if args.set else {}))
     if args.json:
@@ -536,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario")
     p.add_argument("--data", help="a dataset folder instead of the synthetic default (bench stress)")
     p.add_argument("--scheduler", type=scheduler_argument, help="dask: 'local' or a scheduler address (bench stress)")
+    p.add_argument("--preset", help="bench stress: a preset of mmlab.systems.stress.PRESETS, or 'select' to "
+                                    "choose by leave-one-subject-out (default: 'select' with --data, else 'default')")
     p.add_argument("--set", action="append", metavar="PARAM=VALUE",
                    help="a parameter of the benchmarked system, e.g. --set baseline=rolling (bench stress)")
     p.set_defaults(func=_cmd_bench)
@@ -547,9 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = stress.add_parser(name, help=helptext)
         p.add_argument("data", help="a saved mmlab cohort, a Stress-Predict or a WESAD folder")
         p.add_argument("--subjects", nargs="+", help="only these subjects")
-        p.add_argument("--model", default="temporal", choices=("temporal", "early", "forest", "attention"))
-        p.add_argument("--baseline", default="first", choices=("first", "rolling", "rest", "all", "none"))
-        p.add_argument("--baseline-s", type=_positive_seconds, default=300.0)
+        p.add_argument("--preset", default="default",
+                       help="named settings of mmlab.systems.stress.PRESETS ('default', 'adaptive'), or "
+                            "'select' to choose between them by leave-one-subject-out")
+        p.add_argument("--model", choices=("temporal", "early", "forest", "attention"),
+                       help="the fused model (default: the preset's)")
+        p.add_argument("--baseline", choices=("first", "rolling", "rest", "all", "none"),
+                       help="per-person calibration (default: the preset's)")
+        p.add_argument("--baseline-s", type=_positive_seconds, help="calibration period, seconds")
         p.add_argument("--scheduler", type=scheduler_argument,
                        help="dask.distributed: 'local' or a scheduler address (default: serial)")
         p.add_argument("--set", action="append", metavar="PARAM=VALUE",

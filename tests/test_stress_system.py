@@ -324,6 +324,16 @@ def test_cli_train_evaluate_stream(cohort, tmp_path, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     det = StressDetector.load(tmp_path / "model")
     assert sum(e["event"] == "window" for e in lines) == len(det.predict_proba(cohort["S05"]))
+    # --preset select: both presets (with the fast settings on top), chosen by LOSO, then trained
+    assert main(["stress", "train", str(data), "--preset", "select", "--set", "window_s=30",
+                 "--out", str(tmp_path / "chosen"), *fast]) == 0
+    out = capsys.readouterr().out
+    chosen = out.split("preset ")[1].split()[0].strip("'")
+    assert chosen in ("default", "adaptive") and "saved a stress detector" in out
+    wanted = "rolling" if chosen == "adaptive" else "first"
+    assert StressDetector.load(tmp_path / "chosen").baseline == wanted
+    with pytest.raises(SystemExit, match="unknown --preset 'best'"):
+        main(["stress", "evaluate", str(data), "--preset", "best"])
     assert main(["stress", "evaluate", str(data), "--set", "colour=red"]) == 2
     assert "not a StressDetector parameter" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:  # argparse refuses it before anything runs
@@ -371,3 +381,92 @@ def test_no_scr_is_zero_amplitude_not_an_absent_modality(tables):
     assert quiet.sum() >= 5
     X, mask = det._inputs(det._normalise(tables))
     assert mask["eda"][quiet.to_numpy()].all()
+
+
+# ------------------------------------------------------------ selection and the reference
+def test_selection_takes_each_subjects_windows_from_its_choice(cohort):
+    """Two real candidates (all devices vs skin temperature alone): every held-out subject's
+    windows are exactly those of the candidate chosen for it, and that choice is the best
+    mean over the other subjects."""
+    from mmlab.systems.stress import select_loso
+
+    cands = {"all": dict(model="early", **FAST),
+             "temp": dict(model="early", streams={"temp": ["wrist_temp"]}, context_modalities=(), **FAST)}
+    ev = select_loso(cands, cohort)
+    alone = {n: evaluate_loso(StressDetector(**p), cohort) for n, p in cands.items()}
+    sel = ev.selection
+    subjects = [f"S0{i}" for i in range(1, 6)]
+    assert sorted(sel["chosen"]) == subjects
+    for s in subjects:
+        others = {n: np.mean([v for k, v in sel["scores"][n].items() if k != s]) for n in cands}
+        assert sel["chosen"][s] == max(others, key=others.get)
+        mine = alone[sel["chosen"][s]].windows
+        mine = mine[mine["subject"] == s].reset_index(drop=True)
+        got = ev.windows[ev.windows["subject"] == s].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[mine.columns], mine, check_dtype=False)
+    for n in cands:
+        per = alone[n].per_subject().set_index("subject")["balanced_accuracy"]
+        assert sel["scores"][n] == pytest.approx(per.to_dict())
+
+
+def test_selection_leaves_the_held_out_subject_out_of_its_own_choice():
+    """Planted scores: B wins overall only because of S1; S1's own choice must ignore it."""
+    from mmlab.systems import stress as S
+
+    scores = {"A": pd.Series({"S1": 0.5, "S2": 0.80, "S3": 0.80}),
+              "B": pd.Series({"S1": 1.0, "S2": 0.75, "S3": 0.75})}
+
+    class FakeEval:
+        def __init__(self, name):
+            self.name = name
+            self.windows = pd.DataFrame({"subject": ["S1", "S2", "S3"], "start": 0.0, "end": 1.0,
+                                         "label": "rest", "fused": 0.5, "who": name})
+            self.info = {s: {"subject": s, "episodes": [], "span": (0, 1)} for s in ("S1", "S2", "S3")}
+            self.modalities = []
+            self.alert_params = {}
+
+        def per_subject(self):
+            return scores[self.name].rename("balanced_accuracy").rename_axis("subject").reset_index()
+
+    names = iter(["A", "B"])
+    orig = S.evaluate_loso
+    S.evaluate_loso = lambda det, recs, **kw: FakeEval(next(names))
+    try:
+        ev = S.select_loso({"A": {}, "B": {}}, [])
+    finally:
+        S.evaluate_loso = orig
+    assert ev.selection["final"] == "B"  # (1.0 + 0.75 + 0.75) / 3 > 0.7
+    assert ev.selection["chosen"] == {"S1": "A", "S2": "B", "S3": "B"}
+    assert ev.windows.set_index("subject")["who"].to_dict() == {"S1": "A", "S2": "B", "S3": "B"}
+
+
+def test_reference_is_scored_on_the_systems_windows(cohort):
+    from mmlab.systems.stress import reference_loso
+
+    ev = evaluate_loso(StressDetector(model="early", **FAST), cohort)
+    ref = reference_loso(cohort, ev.windows)
+    assert list(ref["subject"]) == sorted(ev.windows["subject"].unique())
+    scored = ev.windows["label"].isin(["rest", "stress"]) & ev.windows["fused"].notna()
+    assert ref.set_index("subject")["n_windows"].to_dict() == scored.groupby(ev.windows["subject"]).sum().to_dict()
+    # the synthetic stress phase moves every raw level: even the plain baseline finds it
+    assert ref["auroc"].mean() > 0.8
+
+
+def test_bench_prints_the_issues_keys_on_a_dataset_folder(cohort, tmp_path):
+    """`mmlab bench stress --data DIR --json` on a small saved cohort: every key the issue
+    names, the nested selection by default, the paired reference, streaming equal to batch."""
+    from mmlab.bench import run
+
+    data = tmp_path / "cohort"
+    cohort.save(data)
+    fast = {k: v for k, v in FAST.items() if k != "epochs"}
+    out = run("stress", data=str(data), params={"model": "early", "window_s": 30.0, **fast})
+    for key in ("balanced_accuracy", "macro_f1", "auroc", "balanced_accuracy_min_subject", "event_recall",
+                "latency_median_s", "false_alerts_per_hour", "false_alerts_per_hour_best_single",
+                "stream_equals_batch", "stream_p50_ms", "stream_p95_ms", "wall_s", "peak_mem_mb"):
+        assert key in out, key
+    assert out["stream_equals_batch"] is True
+    assert set(out["selection"]["chosen"]) == set(cohort.subjects) and out["preset"] in ("default", "adaptive")
+    assert out["vs_reference"]["n"] == 5
+    assert out["balanced_accuracy_min_subject"] <= out["balanced_accuracy"] <= 1
+    assert json.dumps(out)  # one JSON object

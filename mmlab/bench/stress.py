@@ -78,10 +78,20 @@ def stream_check(det, rec, chunk_s: float = 1.0, jitter_s: float = 0.5, seed: in
 
 
 def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: str | None = None,
-        target_recall: float = 0.9, params: dict | None = None, **_) -> dict:
+        target_recall: float = 0.9, params: dict | None = None, preset: str | None = None, **_) -> dict:
     """The stress system on ``stress_protocol`` (full-length sessions, ``subjects``, ``seed``)
-    or on a dataset folder (``data``: a saved cohort, Stress-Predict or WESAD), with the
-    default :class:`StressDetector` or the one ``params`` describes (``--set`` on the CLI).
+    or on a dataset folder (``data``: a saved cohort, Stress-Predict or WESAD).
+
+    Settings: a ``preset`` of :data:`~mmlab.systems.stress.PRESETS` with ``params`` (``--set``
+    on the CLI) on top, or ``preset="select"``: every preset, chosen between by
+    leave-one-subject-out (:func:`~mmlab.systems.stress.select_loso`, nested: the figures
+    score the choice). By default a dataset folder is run with ``"select"`` (a new dataset
+    has no settings of its own yet) and the synthetic protocol with ``"default"`` (the
+    issue's targets are for the default detector).
+    The plain reference (:func:`~mmlab.systems.stress.reference_loso`: a random forest on
+    whole-session z-scored raw window statistics) is scored on the same windows, and the
+    per-subject difference is reported with a bootstrap interval
+    (:func:`mmlab.evaluate.paired_difference`).
 
     The alert rule is chosen nested (:meth:`StressEvaluation.select_rule`): for each
     subject, the k / threshold / duration with the fewest false alerts per hour reaching
@@ -89,7 +99,10 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
     rule is chosen the same way, so both are compared at the same target recall.
     """
     from mmlab import synth
-    from mmlab.systems.stress import StressDetector, _recording, evaluate_loso, open_recordings
+    from mmlab.errors import SchemaError
+    from mmlab.evaluate import paired_difference
+    from mmlab.systems.stress import (PRESETS, StressDetector, _recording, evaluate_loso, open_recordings,
+                                      reference_loso, select_loso)
 
     wall = time.perf_counter()
     if data is None:
@@ -98,9 +111,18 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
     else:
         recs = open_recordings(data)
         source = f"{data} ({len(recs)} subjects)"
-    params = {"random_state": seed, **(params or {})}
+    preset = preset or ("select" if data is not None else "default")
+    if preset not in (*PRESETS, "select"):
+        raise SchemaError(f"unknown preset {preset!r}; choose one of {[*PRESETS, 'select']}")
+    if preset == "select":
+        ev = select_loso({n: {"random_state": seed, **p, **(params or {})} for n, p in PRESETS.items()}, recs,
+                         scheduler=scheduler)
+        preset = ev.selection["final"]
+        params = {"random_state": seed, **PRESETS[preset], **(params or {})}
+    else:
+        params = {"random_state": seed, **PRESETS[preset], **(params or {})}
+        ev = evaluate_loso(StressDetector.from_params(params), recs, scheduler=scheduler)
     det = StressDetector.from_params(params)
-    ev = evaluate_loso(det, recs, scheduler=scheduler)
     summ = ev.summary()
     consensus = ev.select_rule(target_recall, rule="consensus")
     fused = ev.select_rule(target_recall, rule="fused")
@@ -112,13 +134,19 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
               else max(singles, key=lambda m: singles[m]["event_recall"]))
     best = singles[best_m]
     per = ev.per_subject()
+    ref = reference_loso(recs, ev.windows, scheduler=scheduler, random_state=seed)
+    both = per[["subject", "balanced_accuracy"]].merge(ref[["subject", "balanced_accuracy"]], on="subject",
+                                                        suffixes=("", "_reference")).dropna()
+    paired = paired_difference(both["balanced_accuracy"], both["balanced_accuracy_reference"], both["subject"],
+                               random_state=seed)
     # streaming: a detector fitted without the first subject streams that subject
     rec = _recording(recs[0])
     fitted = StressDetector.from_params(params).fit(recs[1:])
     fitted.alert_params.update({k: consensus["settings"][k] for k in ("k", "on", "off", "min_duration_s")})
     st = stream_check(fitted, rec)
     out = {
-        "source": source, "model": det.model, "baseline": det.baseline, "params": dict(params or {}),
+        "source": source, "preset": preset, "model": det.model, "baseline": det.baseline, "params": params,
+        "selection": ev.selection and {k: ev.selection[k] for k in ("chosen", "final", "metric")},
         "voters": ev.modalities, "target_recall": target_recall,
         "balanced_accuracy": summ["balanced_accuracy"], "macro_f1": summ["macro_f1"], "auroc": summ["auroc"],
         "balanced_accuracy_min_subject": summ["balanced_accuracy_min_subject"],
@@ -132,6 +160,11 @@ def run(data: str | None = None, subjects: int = 10, seed: int = 0, scheduler: s
         "fused_threshold": {k: fused[k] for k in ("event_recall", "false_alerts_per_hour", "latency_median_s")},
         "per_subject": per[["subject", "balanced_accuracy", "macro_f1", "auroc", "n_episodes", "n_detected",
                             "n_false_alerts"]].round(4).to_dict("records"),
+        "reference_balanced_accuracy": float(ref["balanced_accuracy"].mean()),
+        "reference_balanced_accuracy_min_subject": float(ref["balanced_accuracy"].min()),
+        "reference_auroc": float(ref["auroc"].mean()),
+        "vs_reference": {k: paired[k] for k in ("mean_difference", "ci", "better", "n", "wilcoxon_p")},
+        "reference_per_subject": ref.round(4).to_dict("records"),
         "single_modalities": [{"modality": m, **{k: r[k] for k in ("event_recall", "false_alerts_per_hour",
                                                                    "latency_median_s")}}
                               for m, r in singles.items()],

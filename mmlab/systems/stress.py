@@ -59,7 +59,8 @@ from mmlab.systems._folder import load_pickled, save_pickled
 from mmlab.validate import check_int, check_number, check_option, check_params, check_positive
 
 __all__ = ["StressDetector", "StressStream", "StressEvaluation", "evaluate_loso", "default_streams", "window_labels",
-           "stress_episodes", "stream_chunks", "open_recordings", "FORMAT"]
+           "stress_episodes", "stream_chunks", "open_recordings", "reference_loso", "select_loso",
+           "PRESETS", "FORMAT"]
 
 FORMAT = "mmlab-stress-detector/1"
 CLASSES = ("rest", "stress")
@@ -71,6 +72,15 @@ _PREFIX = {("chest", "ecg"): "ecg", ("chest", "eda"): "eda", ("chest", "resp"): 
            ("wrist", "bvp"): "bvp", ("wrist", "eda"): "wrist_eda", ("wrist", "temp"): "temp",
            ("wrist", "acc"): "acc", ("wrist", "hr"): "hr"}
 _SKIP = {"acc"}  # chest ACC: no extractor worth voting (motion is the wrist's job)
+#: Named settings :func:`select_loso` chooses between (``mmlab bench stress`` and ``mmlab
+#: stress evaluate --select``): the defaults (calibration on the first minutes, temporal
+#: model), and an adaptive calibration for sessions whose tonic levels drift (a 15-min
+#: rolling z-score, 60-s windows, a random forest), which did better on the wrist-only
+#: Stress-Predict recordings and worse on stress_protocol.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "adaptive": {"baseline": "rolling", "model": "forest", "window_s": 60.0},
+}
 
 
 # ----------------------------------------------------------------------------- streams
@@ -995,6 +1005,9 @@ class StressEvaluation:
     info: dict
     modalities: list
     alert_params: dict
+    #: set by :func:`select_loso`: the settings chosen for each held-out subject and every
+    #: candidate's per-subject scores
+    selection: dict | None = None
 
     def _alerts(self, probs: pd.DataFrame, rule: str, params: dict, t_end: float) -> list[Alert]:
         if rule == "consensus":
@@ -1166,6 +1179,58 @@ class StressEvaluation:
 
 
 
+def _stats_task(args):
+    item, grid = args
+    rec = _recording(item)
+    g = grid[grid["subject"] == rec.subject]
+    stats = FT.window_stats(rec, g["start"].to_numpy(), g["end"].to_numpy())
+    cols = [c for c in stats.columns if "__" in c]
+    sd = stats[cols].std(ddof=0)
+    stats[cols] = (stats[cols] - stats[cols].mean()) / sd.where(sd > 0, 1.0)
+    return pd.concat([g[["subject", "start", "end", "label"]].reset_index(drop=True),
+                      stats[cols].add_prefix("ref_")], axis=1)
+
+
+def reference_loso(data: Cohort | Iterable[Recording], windows: pd.DataFrame, scheduler: str | None = None,
+                   progress: bool = False, random_state: int = 0) -> pd.DataFrame:
+    """The plain baseline the stress system must beat, scored on the system's own windows.
+
+    A random forest (200 trees, scikit-learn defaults) on raw window statistics
+    (:func:`mmlab.features.window_stats` of every sampled stream: mean, sd, min, max per
+    channel), each z-scored within its subject over all of that subject's windows (label
+    free but non-causal: it sees the whole session), trained leave-one-subject-out on the
+    other subjects' labelled windows. ``windows`` is :attr:`StressEvaluation.windows`: the
+    same window grid, and each subject is scored (threshold 0.5) on the windows where the
+    system has a fused probability, so the two are paired. Returns one row per subject:
+    ``subject``, ``n_windows``, ``balanced_accuracy``, ``macro_f1``, ``auroc``.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    grid = windows[["subject", "start", "end", "label"]]
+    subjects = set(grid["subject"])
+    recs = [r for r in data if r.subject in subjects]
+    parts = map_tasks(_stats_task, [(r, grid) for r in recs], scheduler=scheduler, progress=progress,
+                      desc="reference features")
+    table = pd.concat(parts, ignore_index=True)
+    cols = [c for c in table.columns if c.startswith("ref_")]
+    # a stream one subject lacks would be NaN everywhere for it: those windows are unusable
+    usable = table["label"].isin(CLASSES).to_numpy() & table[cols].notna().all(axis=1).to_numpy()
+    rows = []
+    for subj in sorted(table["subject"].unique()):
+        train = usable & (table["subject"] != subj).to_numpy()
+        model = RandomForestClassifier(200, n_jobs=1, random_state=random_state)
+        model.fit(table.loc[train, cols].to_numpy(), table.loc[train, "label"].to_numpy())
+        mine = windows[windows["subject"] == subj].reset_index(drop=True)
+        test = (table["subject"] == subj).to_numpy()
+        p = np.full(test.sum(), np.nan)
+        ok = table.loc[test, cols].notna().all(axis=1).to_numpy()
+        if ok.any():
+            p[ok] = model.predict_proba(table.loc[test, cols].to_numpy()[ok])[:, list(model.classes_).index("stress")]
+        scored = mine.assign(reference=np.where(mine["fused"].notna(), p, np.nan))
+        rows.append({"subject": subj, **_window_scores(scored, "reference")})
+    return pd.DataFrame(rows)
+
+
 def evaluate_loso(detector: StressDetector, data: Cohort | Iterable[Recording], scheduler: str | None = None,
                   progress: bool = False) -> StressEvaluation:
     """Leave-one-subject-out evaluation of a detector's settings (one fit per held-out subject).
@@ -1194,3 +1259,48 @@ def evaluate_loso(detector: StressDetector, data: Cohort | Iterable[Recording], 
     for m in mods:  # a fold may lack a modality another fold has
         windows[f"present_{m}"] = windows[f"present_{m}"].fillna(False).astype(bool)
     return StressEvaluation(windows, info, mods, dict(detector.alert_params))
+
+
+def select_loso(candidates: Mapping[str, StressDetector | Mapping[str, Any]], data: Cohort | Iterable[Recording],
+                metric: str = "balanced_accuracy", scheduler: str | None = None,
+                progress: bool = False) -> StressEvaluation:
+    """Choose between detector settings by leave-one-subject-out only, and score the choice.
+
+    Every candidate (a :class:`StressDetector` or its parameters, e.g. :data:`PRESETS`) is
+    run through :func:`evaluate_loso`. For each held-out subject the candidate with the
+    best mean ``metric`` over the *other* subjects' held-out scores is chosen, and that
+    subject's windows come from it, so the returned evaluation scores the selection
+    procedure, not the winner picked with hindsight (the same nesting as
+    :meth:`StressEvaluation.select_rule`). ``evaluation.selection`` holds ``chosen``
+    (subject -> candidate), ``final`` (the candidate best over all subjects: what to train
+    on the whole cohort) and ``scores`` (candidate -> subject -> ``metric``).
+    """
+    if not candidates:
+        raise SchemaError("select_loso needs at least one candidate")
+    if metric not in ("balanced_accuracy", "macro_f1", "auroc"):
+        raise SchemaError(f"metric must be balanced_accuracy, macro_f1 or auroc, got {metric!r}")
+    recs = list(data)
+    evs = {}
+    for name, cand in candidates.items():
+        det = cand if isinstance(cand, StressDetector) else StressDetector.from_params(cand)
+        evs[name] = evaluate_loso(det, recs, scheduler=scheduler, progress=progress)
+    scores = {n: ev.per_subject().set_index("subject")[metric] for n, ev in evs.items()}
+    subjects = sorted(set().union(*(sc.index for sc in scores.values())))
+
+    def best(exclude):
+        means = {n: float(sc.drop(exclude, errors="ignore").mean()) for n, sc in scores.items()}
+        means = {n: v for n, v in means.items() if np.isfinite(v)}
+        return max(means, key=means.get) if means else next(iter(evs))
+
+    chosen = {s: best([s]) for s in subjects}
+    windows = pd.concat([evs[chosen[s]].windows.loc[lambda w: w["subject"] == s] for s in subjects],
+                        ignore_index=True)
+    first = evs[next(iter(evs))]
+    mods = list(dict.fromkeys(m for ev in evs.values() for m in ev.modalities))
+    for m in mods:
+        if f"present_{m}" in windows:
+            windows[f"present_{m}"] = windows[f"present_{m}"].fillna(False).astype(bool)
+    info = {s: i for ev in evs.values() for s, i in ev.info.items()}
+    selection = {"metric": metric, "chosen": chosen, "final": best([]),
+                 "scores": {n: {s: float(v) for s, v in sc.items()} for n, sc in scores.items()}}
+    return StressEvaluation(windows, info, mods, dict(first.alert_params), selection)
