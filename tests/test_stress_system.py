@@ -470,3 +470,19 @@ def test_bench_prints_the_issues_keys_on_a_dataset_folder(cohort, tmp_path):
     assert out["vs_reference"]["n"] == 5
     assert out["balanced_accuracy_min_subject"] <= out["balanced_accuracy"] <= 1
     assert json.dumps(out)  # one JSON object
+
+
+def test_no_window_starts_before_the_data_or_ends_after_it(early, cohort):
+    """The first block's early windows would start before the first sample (at -20 s for
+    30-s windows ending every 10 s): neither path emits them, and a window longer than a
+    block still streams like the batch path."""
+    rec = cohort["S05"]
+    lo, hi = min(s.start for s in rec.streams.values()), max(s.end for s in rec.streams.values())
+    probs = early.predict_proba(rec)
+    assert probs["start"].min() >= lo - 1e-9 and probs["end"].max() <= hi + 1e-9
+    assert probs["start"].min() < lo + early.step_s  # the first window that fits is there
+    long = StressDetector(model="early", **{**FAST, "window_s": 40.0}).fit(
+        [cohort[s] for s in cohort.subjects if s != "S05"])
+    events = list(long.stream(stream_chunks(rec, 1.0)))
+    _compare(long, rec, events)
+    assert min(e["start"] for e in events if e["event"] == "window") >= lo - 1e-9

@@ -73,7 +73,7 @@ _PREFIX = {("chest", "ecg"): "ecg", ("chest", "eda"): "eda", ("chest", "resp"): 
            ("wrist", "acc"): "acc", ("wrist", "hr"): "hr"}
 _SKIP = {"acc"}  # chest ACC: no extractor worth voting (motion is the wrist's job)
 #: Named settings :func:`select_loso` chooses between (``mmlab bench stress`` and ``mmlab
-#: stress evaluate --select``): the defaults (calibration on the first minutes, temporal
+#: stress evaluate --preset select``): the defaults (calibration on the first minutes, temporal
 #: model), and an adaptive calibration for sessions whose tonic levels drift (a 15-min
 #: rolling z-score, 60-s windows, a random forest), which did better on the wrist-only
 #: Stress-Predict recordings and worse on stress_protocol.
@@ -317,9 +317,11 @@ class _Featurizer:
         return np.arange(k0, k1 + 1) * self.block_s
 
 
-def _finish_table(table: pd.DataFrame, t_last: float) -> pd.DataFrame:
-    """Drop windows ending after the data (the last block is partial)."""
-    return table[table["end"] <= t_last + 1e-9].reset_index(drop=True)
+def _within(table: pd.DataFrame, t_first: float, t_last: float = math.inf) -> pd.DataFrame:
+    """The windows that lie within the data: none that starts before its first sample (the
+    first block's early windows) or ends after its last (the last block is partial)."""
+    keep = (table["start"] >= t_first - 1e-9) & (table["end"] <= t_last + 1e-9)
+    return table[keep.to_numpy()].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------ the detector
@@ -450,7 +452,7 @@ class StressDetector:
         lo, hi = _recording_span(rec)
         used = {n: _Series.whole(rec[n], pad_to=hi) for names in fz.streams.values() for n in names}
         blocks = [fz.block(used, b, rec.subject, rec.meta) for b in fz.block_ends(lo, hi)]
-        table = _finish_table(pd.concat(blocks, ignore_index=True), hi)
+        table = _within(pd.concat(blocks, ignore_index=True), lo, hi)
         table.insert(3, "label", window_labels(rec, table["start"], table["end"], self.label_map, self.purity))
         return table
 
@@ -834,9 +836,13 @@ class StressStream:
         rec = Recording(self.subject, [ser.proto for ser in self.series.values()])
         fz = det._featurizer(rec)
         used = {n: self.series[n] for names in fz.streams.values() for n in names}
-        block = fz.block(used, block_end, self.subject, self.meta)
-        if last:
-            block = _finish_table(block, self.t_last)
+        block = _within(fz.block(used, block_end, self.subject, self.meta), self.t_first,
+                        self.t_last if last else math.inf)
+        horizon = block_end - fz.window_s - fz.context_s
+        if not len(block):  # a window longer than the data so far: nothing to decide yet
+            for ser in self.series.values():
+                ser.trim(horizon)
+            return
         block.insert(3, "label", None)
         n_new = len(block)
         self.history = pd.concat([self.history, block], ignore_index=True) if len(self.history) else block
@@ -860,7 +866,6 @@ class StressStream:
         for t, p, present, kw in _rows(probs, det.voters_):
             for a in self.alerter.update(t, p, present, **kw):
                 yield {"event": "alert_ended" if a.end is not None else "alert_raised", "alert": a.to_dict()}
-        horizon = block_end - fz.window_s - fz.context_s
         for ser in self.series.values():
             ser.trim(horizon)
 
