@@ -22,3 +22,18 @@ def test_bench_serve_has_the_issue_keys():
     assert r["errors"] == 0 and r["stream_p95_ms"] >= 0
     json.dumps(r)  # JSON-able as it is
     assert "variant" in bench.format_result("serve", r)
+
+
+def test_load_makes_at_least_one_request_per_worker_when_time_is_already_up():
+    """On a busy machine the load window could close before a worker starts: each worker
+    still sends one request, so the percentile has data (it raised IndexError before)."""
+    import asyncio
+    import socket
+
+    from mmlab.bench.serve import _load
+
+    with socket.socket() as s:  # a free 127.0.0.1 port with nothing listening: every request fails fast
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = asyncio.run(_load(f"http://127.0.0.1:{port}", [{"windows": []}], concurrency=3, duration_s=0.0))
+    assert r["requests"] == 3 and r["errors"] == 3 and r["throughput_wps"] == 0

@@ -55,7 +55,7 @@ async def _load(url: str, bodies: list[dict], concurrency: int, duration_s: floa
         async def worker(i):
             nonlocal windows, errors
             k = i
-            while time.monotonic() < t_end:
+            while k == i or time.monotonic() < t_end:  # at least one request each, however busy the machine
                 body = bodies[k % len(bodies)]
                 k += 1
                 t0 = time.perf_counter()
