@@ -268,6 +268,12 @@ def test_loso_evaluation_scores_and_rule_selection(cohort):
     assert ev_any["event_recall"] >= ev_strict["event_recall"]
     sel = ev.select_rule(0.6)
     assert set(sel["settings"]) == {"k", "on", "off", "min_duration_s"} and 0 <= sel["event_recall"] <= 1
+    rows = pd.DataFrame(sel["per_subject"])  # each subject under its own nested choice; sums are the pooled counts
+    assert len(rows) == 5 and rows["n_detected"].sum() == sel["n_detected"]
+    assert rows["n_false_alerts"].sum() == sel["n_false_alerts"] and rows["n_episodes"].sum() == sel["n_episodes"]
+    first = rows.iloc[0]
+    again = ev.events("consensus", per_subject=True, **{k: first[k] for k in ("k", "on", "off", "min_duration_s")})
+    assert again.set_index("subject").loc[first["subject"], "n_false_alerts"] == first["n_false_alerts"]
     curve = ev.operating_curve(on=(0.6, 0.9), min_duration_s=(0, 30))
     assert len(curve) == (3 + 1 + len(ev.modalities)) * 2 * 2
     assert set(curve["rule"]) == {"consensus", "fused", *ev.modalities}

@@ -1134,8 +1134,9 @@ class StressEvaluation:
         """Choose the alert rule's ``k``, ``on`` and minimum duration *nested*: for each
         subject, the setting with the fewest false alerts per hour among those reaching
         ``target_recall`` on the *other* subjects (ties: lower latency), applied to that
-        subject. Returns the pooled figures of the held-out subjects and the settings chosen
-        (the most frequent is the one to deploy)."""
+        subject. Returns the pooled figures of the held-out subjects, the settings chosen
+        (the most frequent is the one to deploy) and ``per_subject``: each subject's episodes,
+        detections and false alerts under the setting chosen for it."""
         from collections import Counter
 
         target_recall = check_number(target_recall, "target_recall", low=0.0, high=1.0)
@@ -1161,6 +1162,8 @@ class StressEvaluation:
             chosen.append(best[1])
             rows.append(per[best[1]].loc[s])
         held = pd.DataFrame(rows)
+        per_subject = [{"subject": s, **{c: int(r[c]) for c in ("n_episodes", "n_detected", "n_false_alerts")},
+                        **self._params(rule, st)} for s, r, st in zip(subjects, rows, chosen)]
         lat = [x for v in held["latencies_s"] for x in v]
         quiet = float(held["non_stress_time_s"].sum())
         n_ep = int(held["n_episodes"].sum())
@@ -1170,7 +1173,8 @@ class StressEvaluation:
                 "false_alerts_per_hour": float(held["n_false_alerts"].sum() / (quiet / 3600)) if quiet else float("nan"),
                 "n_false_alerts": int(held["n_false_alerts"].sum()), "n_detected": int(held["n_detected"].sum()),
                 "n_episodes": n_ep, "settings": self._params(rule, deploy),
-                "settings_agreement": Counter(chosen).most_common(1)[0][1] / len(chosen)}
+                "settings_agreement": Counter(chosen).most_common(1)[0][1] / len(chosen),
+                "per_subject": per_subject}
 
     def _grid(self, rule: str):
         ks = (1, 2, 3) if rule == "consensus" else (1,)
